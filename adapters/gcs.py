@@ -1,0 +1,63 @@
+"""Google Cloud Storage blob adapter (gcsfs): ``gs://bucket/prefix`` (``gcs://`` too).
+
+Options are gcsfs's own keyword arguments (``project``, ``token``, ``endpoint_url``, ...)
+plus ``part_size``. When ``endpoint_url`` points at an emulator (fake-gcs-server), the
+adapter turns off gcsfs's hierarchical-namespace probe
+(``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``), which otherwise waits out a 60 s gRPC
+timeout on every call. gcsfs retries transient HTTP errors itself (6 tries, backoff),
+so dataplane's policy for this adapter defaults to a single attempt on top of that.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dataplane.blob.port import Capabilities, translate_os_error
+from dataplane.errors import DataplaneError, PermissionDeniedError, TransientError
+from dataplane.retry import RetryPolicy
+
+from ._fsspec import FsspecBlobStore, check_options, pop_part_size, split_bucket_url
+
+__all__ = ["GCSBlobStore"]
+
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class GCSBlobStore(FsspecBlobStore):
+    """Objects under ``<bucket>/<prefix>/`` of a GCS (or emulated GCS) service."""
+
+    capabilities = Capabilities(atomic_put_if_absent=True, server_side_copy=True)
+
+    @classmethod
+    def from_url(cls, url: str, options: dict[str, Any], retry: RetryPolicy | None
+                 ) -> GCSBlobStore:
+        if options.get("endpoint_url"):
+            os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        import gcsfs
+
+        root = split_bucket_url(url, url.split("://", 1)[0])
+        part_size = pop_part_size(options)
+        check_options(options, gcsfs.GCSFileSystem, "gs")
+        fs = gcsfs.GCSFileSystem(skip_instance_cache=True, use_listings_cache=False, **options)
+        return cls(fs, url, root, part_size=part_size, retry=retry or RetryPolicy(attempts=1))
+
+    def _is_unsatisfiable_range(self, error: Exception) -> bool:
+        return getattr(error, "code", None) == 416 or "416" in str(error)
+
+    def _translate(self, error: Exception, what: str) -> DataplaneError:
+        return translate_gcs_error(error, what)
+
+
+def translate_gcs_error(error: Exception, what: str) -> DataplaneError:
+    """Map gcsfs/aiohttp exceptions to dataplane's errors."""
+    code = getattr(error, "code", None)
+    if code in TRANSIENT_STATUS:
+        return TransientError(f"{what}: HTTP {code}: {error}")
+    if code in (401, 403):
+        return PermissionDeniedError(f"{what}: permission denied: {error}")
+    if type(error).__module__.startswith("aiohttp") or isinstance(
+        error, ConnectionError | TimeoutError
+    ):
+        return TransientError(f"{what}: cannot reach the endpoint: {type(error).__name__}: {error}")
+    return translate_os_error(error, what)

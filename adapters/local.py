@@ -1,0 +1,212 @@
+"""Local-disk blob adapter: ``file:///absolute/path`` (or a path relative to the config).
+
+Every write goes to a temporary file in ``<root>/.dataplane-staging/``, is fsync'd, and is
+then renamed into place (``os.replace``, or ``os.link`` for put-if-absent, which fails
+atomically when the key exists); the parent directory is fsync'd after the rename. A
+crash at any point leaves either the old object or the new one, plus at most a stray
+temporary file in the staging folder, which listings never show.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dataplane.blob.port import (
+    BlobStore,
+    ByteRequest,
+    Capabilities,
+    ObjectInfo,
+    slice_for,
+    translate_os_error,
+)
+from dataplane.errors import (
+    BackendError,
+    ConfigError,
+    ConflictError,
+    DataplaneError,
+    InvalidNameError,
+    NotFoundError,
+)
+from dataplane.retry import RetryPolicy
+
+__all__ = ["LocalBlobStore"]
+
+STAGING = ".dataplane-staging"
+_RENAME_RACE_RETRIES = 5
+
+
+class LocalBlobStore(BlobStore):
+    """Objects are files under ``root``; keys map to relative paths."""
+
+    capabilities = Capabilities(
+        atomic_put_if_absent=True, server_side_copy=True, atomic_rename=True
+    )
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True,
+                 retry: RetryPolicy | None = None):
+        self.root = Path(root).resolve()
+        self.fsync = fsync
+        self.retry = retry or RetryPolicy(attempts=1)
+        self.url = self.root.as_uri()
+        self._staging = self.root / STAGING
+        self._staging.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_url(cls, url: str, options: dict[str, Any], retry: RetryPolicy | None
+                 ) -> LocalBlobStore:
+        """``file:///abs/path`` or ``file://relative/path`` (relative to the working dir)."""
+        path = url.removeprefix("file://")
+        if not path:
+            raise ConfigError(f"{url!r}: a file:// URL needs a path")
+        fsync = options.pop("fsync", True)
+        if options:
+            raise ConfigError(f"unknown option(s) for file:// backend: {', '.join(options)}")
+        if not isinstance(fsync, bool):
+            raise ConfigError("option 'fsync' of a file:// backend must be true or false")
+        return cls(path, fsync=fsync, retry=retry)
+
+    # ------------------------------------------------------------------ reads
+    def _get(self, key: str, byte_range: ByteRequest | None) -> bytes:
+        with open(self._path(key), "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            window = slice_for(byte_range, size)
+            file.seek(window.start)
+            return file.read(window.stop - window.start)
+
+    def _get_file(self, key: str, path: Path) -> ObjectInfo:
+        partial = path.with_name(f".{path.name}.partial")
+        shutil.copyfile(self._path(key), partial)
+        os.replace(partial, path)
+        return self._stat(key)
+
+    def _stat(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        info = path.stat()
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        modified = datetime.fromtimestamp(info.st_mtime, UTC)
+        return ObjectInfo(key=key, size=info.st_size, modified=modified)
+
+    def _list_page(self, prefix: str, start_after: str | None, limit: int) -> list[ObjectInfo]:
+        keys = sorted(k for k in self._walk(prefix) if start_after is None or k > start_after)
+        page: list[ObjectInfo] = []
+        for key in keys:
+            try:
+                page.append(self._stat(key))
+            except FileNotFoundError:  # deleted since the walk saw it
+                continue
+            if len(page) == limit:
+                break
+        return page
+
+    def _walk(self, prefix: str) -> Iterator[str]:
+        folder = prefix.rpartition("/")[0]
+        base = self.root / folder if folder else self.root
+        for dirpath, dirnames, filenames in os.walk(base):
+            if Path(dirpath) == self.root and STAGING in dirnames:
+                dirnames.remove(STAGING)
+            relative = Path(dirpath).relative_to(self.root).as_posix()
+            for filename in filenames:
+                key = filename if relative == "." else f"{relative}/{filename}"
+                if key.startswith(prefix):
+                    yield key
+
+    # ----------------------------------------------------------------- writes
+    def _put(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
+        return self._commit(key, lambda file: file.write(data), os.replace)
+
+    def _put_if_absent(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
+        return self._commit(key, lambda file: file.write(data), _link_exclusive)
+
+    def _put_file(self, key: str, path: Path) -> ObjectInfo:
+        def copy(file: Any) -> None:
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, file, 8 * 2**20)
+
+        return self._commit(key, copy, os.replace)
+
+    def _copy(self, source: str, target: str) -> ObjectInfo:
+        return self._put_file(target, self._path(source))
+
+    def _delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self._prune_empty_parents(path.parent)
+
+    # --------------------------------------------------------------- helpers
+    def _path(self, key: str) -> Path:
+        if key.split("/", 1)[0] == STAGING:
+            raise InvalidNameError(key, f"keys under '{STAGING}/' are reserved by the local adapter")
+        return self.root / key
+
+    def _commit(self, key: str, write: Callable[[Any], object],
+                place: Callable[[str, Path], None]) -> ObjectInfo:
+        """Write to a staged temp file, fsync it, move it into place, fsync the folder."""
+        target = self._path(key)
+        fd, temp = tempfile.mkstemp(dir=self._staging, prefix="put-")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                write(file)
+                file.flush()
+                if self.fsync:
+                    os.fsync(file.fileno())
+            self._place(temp, target, place)
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)
+        if self.fsync:
+            _fsync_dir(target.parent)
+        return self._stat(key)
+
+    def _place(self, temp: str, target: Path, place: Callable[[str, Path], None]) -> None:
+        # A concurrent delete may prune the (empty) parent between mkdir and rename.
+        for attempt in range(_RENAME_RACE_RETRIES):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                place(temp, target)
+                return
+            except FileNotFoundError:
+                if attempt == _RENAME_RACE_RETRIES - 1:
+                    raise
+
+    def _prune_empty_parents(self, folder: Path) -> None:
+        while folder != self.root and folder.is_relative_to(self.root):
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    def _translate(self, error: Exception, what: str) -> DataplaneError:
+        if isinstance(error, NotADirectoryError | IsADirectoryError):
+            return ConflictError(
+                f"{what}: on local disk a key cannot be both an object and a prefix of others"
+            )
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return BackendError(f"{what}: no space left on device ({self.root})")
+        if isinstance(error, FileNotFoundError):
+            return NotFoundError(f"{what}: not found")
+        return translate_os_error(error, what)
+
+
+def _link_exclusive(temp: str, target: Path) -> None:
+    """Hard-link ``temp`` to ``target``; fails with FileExistsError if target exists."""
+    os.link(temp, target)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

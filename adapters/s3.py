@@ -1,0 +1,127 @@
+"""S3 blob adapter (s3fs): ``s3://bucket/prefix`` on AWS or any S3-compatible endpoint.
+
+MinIO, Ceph, R2 and moto are reached through the ``endpoint_url`` option. Options are
+s3fs's own keyword arguments (``key``, ``secret``, ``token``, ``endpoint_url``,
+``client_kwargs``, ...) plus ``part_size`` (bytes per multipart part, default 16 MiB).
+s3fs and botocore are told not to retry: dataplane's retry policy is the only one, so
+the total time spent on an unreachable endpoint stays bounded and predictable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataplane.blob.port import Capabilities, ObjectInfo, translate_os_error
+from dataplane.errors import (
+    DataplaneError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    TransientError,
+)
+from dataplane.retry import RetryPolicy
+
+from ._fsspec import FsspecBlobStore, check_options, pop_part_size, split_bucket_url
+
+__all__ = ["S3BlobStore"]
+
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                   "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed"}
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "read_timeout": 60,
+    "retries": {"max_attempts": 1, "mode": "standard"},
+}
+
+
+class S3BlobStore(FsspecBlobStore):
+    """Objects under ``<bucket>/<prefix>/`` of an S3 (or S3-compatible) service."""
+
+    capabilities = Capabilities(atomic_put_if_absent=True, server_side_copy=True)
+
+    @classmethod
+    def from_url(cls, url: str, options: dict[str, Any], retry: RetryPolicy | None
+                 ) -> S3BlobStore:
+        import s3fs
+
+        root = split_bucket_url(url, "s3")
+        part_size = pop_part_size(options)
+        check_options(options, s3fs.S3FileSystem, "s3")
+        config_kwargs = {**CLIENT_DEFAULTS, **options.pop("config_kwargs", {})}
+        fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False,
+                               config_kwargs=config_kwargs, **options)
+        fs.retries = 1  # a class attribute in s3fs; dataplane's policy does the retrying
+        return cls(fs, url, root, part_size=part_size, retry=retry)
+
+    def _list_page(self, prefix: str, start_after: str | None, limit: int) -> list[ObjectInfo]:
+        """One real ListObjectsV2 page (or several, when ``limit`` exceeds S3's 1,000)."""
+        bucket, _, base = self.root.partition("/")
+        base = f"{base}/" if base else ""
+        items: list[ObjectInfo] = []
+        after = base + start_after if start_after is not None else ""
+        while len(items) < limit:
+            page = self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=base + prefix,
+                                   StartAfter=after, MaxKeys=min(limit - len(items), 1000))
+            contents = page.get("Contents", [])
+            items.extend(
+                ObjectInfo(key=obj["Key"][len(base):], size=obj["Size"],
+                           etag=obj.get("ETag", "").strip('"') or None,
+                           modified=obj.get("LastModified"))
+                for obj in contents
+            )
+            if not page.get("IsTruncated") or not contents:
+                break
+            after = contents[-1]["Key"]
+        return items
+
+    def _is_unsatisfiable_range(self, error: Exception) -> bool:
+        return _client_error(error)[1] in {"InvalidRange", "416"}
+
+    def _translate(self, error: Exception, what: str) -> DataplaneError:
+        return translate_s3_error(error, what)
+
+
+def _client_error(error: BaseException) -> tuple[int | None, str | None]:
+    """The HTTP status and error code of the botocore ClientError behind ``error``."""
+    for exc in _chain(error):
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict) and "Error" in response:
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return status, response["Error"].get("Code")
+    return None, None
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def translate_s3_error(error: Exception, what: str) -> DataplaneError:
+    """Map s3fs/botocore/aiohttp exceptions to dataplane's errors."""
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
+    )
+    from botocore.exceptions import (
+        HTTPClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    status, code = _client_error(error)
+    names = {type(exc).__name__ for exc in _chain(error)}
+    if status in TRANSIENT_STATUS or code in TRANSIENT_CODES:
+        return TransientError(f"{what}: {code or status}: {error}")
+    if any(isinstance(e, BotoConnectionError | HTTPClientError) for e in _chain(error)) or (
+        names & {"ClientConnectorError", "ServerDisconnectedError", "ClientOSError",
+                 "FSTimeoutError", "TimeoutError", "ClientPayloadError"}
+    ):
+        return TransientError(f"{what}: cannot reach the endpoint: {error}")
+    if any(isinstance(e, NoCredentialsError | PartialCredentialsError) for e in _chain(error)):
+        return PermissionDeniedError(f"{what}: no usable S3 credentials: {error}")
+    if code == "PreconditionFailed" and not isinstance(error, FileExistsError):
+        return PreconditionFailedError(f"{what}: precondition failed")
+    return translate_os_error(error, what)

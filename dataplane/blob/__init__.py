@@ -1,0 +1,27 @@
+"""The blob port (the byte-level interface) and the registry that finds adapters by scheme."""
+
+from .port import (
+    BlobStore,
+    ByteRequest,
+    Capabilities,
+    ListPage,
+    ObjectInfo,
+    OffsetRequest,
+    RangeRequest,
+    SuffixRequest,
+)
+from .registry import known_schemes, open_store, register_adapter
+
+__all__ = [
+    "BlobStore",
+    "ByteRequest",
+    "Capabilities",
+    "ListPage",
+    "ObjectInfo",
+    "OffsetRequest",
+    "RangeRequest",
+    "SuffixRequest",
+    "known_schemes",
+    "open_store",
+    "register_adapter",
+]
