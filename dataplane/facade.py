@@ -1,0 +1,100 @@
+"""The :class:`DataPlane` facade: one object that holds the config, the catalog and the
+blob stores, and that every domain store, the CLI and the sidecar start from.
+
+Call order: :func:`connect` validates the config and opens (creating or upgrading) the
+catalog; blob stores are opened lazily, on first use of each backend, so a backend whose
+extra is not installed only fails when something actually routes to it. ``close()``
+releases everything; the facade is also a context manager.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .blob import BlobStore, open_store
+from .config import Config, load_config
+from .errors import ConfigError, UnknownBackendError
+from .names import Address, Kind, check_kind, check_name, check_tenant, parse_address
+from .routing import Router
+
+if TYPE_CHECKING:  # the catalog pulls in SQLAlchemy: imported by connect(), not at import
+    from .catalog import Catalog
+
+__all__ = ["DataPlane", "connect"]
+
+
+class DataPlane:
+    """Entry point to dataplane; build it with :func:`connect`."""
+
+    def __init__(self, config: Config, catalog: Catalog):
+        self.config = config
+        self.catalog = catalog
+        self.router = Router(config)
+        self._stores: dict[str, BlobStore] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def tenant(self) -> str:
+        """The tenant that short addresses (``name@ref``) belong to."""
+        return self.config.tenant
+
+    def address(self, ref: str, kind: Kind) -> Address:
+        """Parse ``name@ref`` (in this tenant) or a full ``dp://`` address of ``kind``."""
+        return parse_address(ref, tenant=self.tenant, kind=kind)
+
+    def store(self, backend: str) -> BlobStore:
+        """The blob store of a configured backend, opened on first use and then reused."""
+        with self._lock:
+            if backend not in self._stores:
+                self._stores[backend] = self._open(backend)
+            return self._stores[backend]
+
+    def route(self, kind: str, name: str, tenant: str | None = None) -> str:
+        """The backend that new bytes of ``tenant/kind/name`` go to."""
+        tenant = check_tenant(tenant or self.tenant)
+        return self.router.backend_for(tenant, check_kind(kind), check_name(name))
+
+    def close(self) -> None:
+        """Close every opened blob store and the catalog."""
+        with self._lock:
+            stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            store.close()
+        self.catalog.close()
+
+    def __enter__(self) -> DataPlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DataPlane(tenant={self.tenant!r}, config={self.config!r})"
+
+    def _open(self, backend: str) -> BlobStore:
+        spec = self.config.backends.get(backend)
+        if spec is None:
+            raise UnknownBackendError(
+                f"no backend named {backend!r} (configured: {', '.join(self.config.backends)})"
+            )
+        try:
+            return open_store(spec.url, dict(spec.options), spec.retry)
+        except ConfigError as error:
+            raise type(error)(f"backend {backend!r}: {error}") from error
+
+
+def connect(config: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None
+            ) -> DataPlane:
+    """Validate the configuration, open the catalog, and return the facade.
+
+    ``config`` is a TOML file path, a mapping of the same shape, a :class:`Config`, or
+    ``None`` to look for ``$DATAPLANE_CONFIG``, then ``./dataplane.toml``, then fall back
+    to the embedded default under ``./.dataplane/``.
+    """
+    from .catalog import open_catalog
+
+    loaded = load_config(config)
+    return DataPlane(loaded, open_catalog(loaded.catalog_url))
