@@ -56,12 +56,21 @@ NO_RETRY = RetryPolicy(attempts=1)
 def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, what: str) -> T:
     """Call ``fn`` until it succeeds, raises a non-transient error, or the policy gives up.
 
-    ``what`` names the operation in the final error, e.g. ``"get s3://bucket/key"``.
+    ``what`` names the operation in the final error, e.g. ``"get s3://bucket/key"``. The
+    first attempt runs directly (the common case costs no retry machinery); only after a
+    transient fault does tenacity take over for the remaining attempts and time.
     """
     started = time.monotonic()
+    try:
+        return fn()
+    except TransientError as first:
+        if policy.attempts == 1:
+            raise _gave_up(what, 1, started, first) from first
+    time.sleep(policy.initial_wait_s)  # the first backoff; tenacity spaces the rest
     retrying = Retrying(
         retry=retry_if_exception_type(TransientError),
-        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline_s),
+        stop=stop_after_attempt(policy.attempts - 1)
+        | stop_after_delay(max(policy.deadline_s - (time.monotonic() - started), 0.0)),
         wait=wait_exponential_jitter(
             initial=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.initial_wait_s
         ),
@@ -71,8 +80,13 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, what: str) -> T:
         return retrying(fn)
     except RetryError as gave_up:
         last = gave_up.last_attempt.exception()
-        attempts = gave_up.last_attempt.attempt_number
-        elapsed = time.monotonic() - started
-        raise BackendUnavailableError(
-            f"{what}: still failing after {attempts} attempt(s) over {elapsed:.1f} s: {last}"
-        ) from last
+        attempts = gave_up.last_attempt.attempt_number + 1
+        raise _gave_up(what, attempts, started, last) from last
+
+
+def _gave_up(what: str, attempts: int, started: float, last: BaseException | None
+             ) -> BackendUnavailableError:
+    elapsed = time.monotonic() - started
+    return BackendUnavailableError(
+        f"{what}: still failing after {attempts} attempt(s) over {elapsed:.1f} s: {last}"
+    )
