@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ DEFAULT_PART_SIZE = 16 * 2**20
 class FsspecBlobStore(BlobStore):
     """Keys live under ``<bucket>/<prefix>/`` of an fsspec filesystem ``fs``."""
 
+    #: Extra keyword arguments for whole-object reads (``cat_file`` and ``get_file``).
+    whole_read_options: dict[str, Any] = {}
+
     def __init__(self, fs: Any, url: str, root: str, *, part_size: int = DEFAULT_PART_SIZE,
                  retry: RetryPolicy | None = None):
         self.fs = fs
@@ -42,7 +46,7 @@ class FsspecBlobStore(BlobStore):
     def _get(self, key: str, byte_range: ByteRequest | None) -> bytes:
         path = self._full(key)
         if byte_range is None:
-            return bytes(self.fs.cat_file(path))
+            return bytes(self.fs.cat_file(path, **self.whole_read_options))
         start, end = _http_range(byte_range)
         if start == end or (isinstance(byte_range, SuffixRequest) and byte_range.length == 0):
             self._stat(key)  # an empty window still needs an existing object
@@ -57,7 +61,7 @@ class FsspecBlobStore(BlobStore):
 
     def _get_file(self, key: str, path: Path) -> ObjectInfo:
         partial = path.with_name(f".{path.name}.partial")
-        self.fs.get_file(self._full(key), str(partial))
+        self.fs.get_file(self._full(key), str(partial), **self.whole_read_options)
         os.replace(partial, path)
         return ObjectInfo(key=key, size=path.stat().st_size)
 
@@ -109,8 +113,10 @@ class FsspecBlobStore(BlobStore):
 
     def _object_info(self, key: str, info: dict[str, Any]) -> ObjectInfo:
         etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+        modified = info.get("LastModified") or info.get("mtime")
         return ObjectInfo(key=key, size=int(info.get("size") or 0),
-                          etag=str(etag).strip('"') if etag else None)
+                          etag=str(etag).strip('"') if etag else None,
+                          modified=modified if isinstance(modified, datetime) else None)
 
     def _is_unsatisfiable_range(self, error: Exception) -> bool:
         """Whether the backend answered 416 (a range starting at or past the end)."""
@@ -146,7 +152,10 @@ def pop_part_size(options: dict[str, Any]) -> int:
 def check_options(options: dict[str, Any], fs_class: type, scheme: str,
                   extra: tuple[str, ...] = ()) -> None:
     """Refuse options the filesystem class does not take, so a typo is not ignored."""
-    accepted = set(inspect.signature(fs_class.__init__).parameters) | set(extra)
+    # The options are __init__'s: signature(fs_class) would show the (*args, **kwargs) of
+    # fsspec's caching metaclass and so accept nothing.
+    init = fs_class.__init__  # type: ignore[misc]
+    accepted = set(inspect.signature(init).parameters) | set(extra)
     accepted -= {"self", "args", "kwargs"}
     unknown = sorted(set(options) - accepted)
     if unknown:

@@ -4,12 +4,13 @@ Options are gcsfs's own keyword arguments (``project``, ``token``, ``endpoint_ur
 plus ``part_size``. When ``endpoint_url`` points at an emulator (fake-gcs-server), the
 adapter turns off gcsfs's hierarchical-namespace probe
 (``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``), which otherwise waits out a 60 s gRPC
-timeout on every call. gcsfs retries transient HTTP errors itself (6 tries, backoff),
-so dataplane's policy for this adapter defaults to a single attempt on top of that.
+timeout on every call. gcsfs retries transient HTTP errors itself (``GCSFS_TRIES`` tries,
+backoff), so dataplane's policy for this adapter defaults to a single attempt on top.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -22,6 +23,9 @@ from ._fsspec import FsspecBlobStore, check_options, pop_part_size, split_bucket
 __all__ = ["GCSBlobStore"]
 
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+#: Tries of gcsfs's own HTTP retry loop. Its default, 6, sleeps 31-36 s in all before it
+#: reports an unreachable endpoint; 4 sleeps 7-10 s.
+GCSFS_TRIES = 4
 
 
 class GCSBlobStore(FsspecBlobStore):
@@ -39,7 +43,7 @@ class GCSBlobStore(FsspecBlobStore):
         root = split_bucket_url(url, url.split("://", 1)[0])
         part_size = pop_part_size(options)
         check_options(options, gcsfs.GCSFileSystem, "gs")
-        fs = gcsfs.GCSFileSystem(skip_instance_cache=True, use_listings_cache=False, **options)
+        fs = _filesystem_class()(skip_instance_cache=True, use_listings_cache=False, **options)
         return cls(fs, url, root, part_size=part_size, retry=retry or RetryPolicy(attempts=1))
 
     def _is_unsatisfiable_range(self, error: Exception) -> bool:
@@ -49,12 +53,36 @@ class GCSBlobStore(FsspecBlobStore):
         return translate_gcs_error(error, what)
 
 
+@functools.cache
+def _filesystem_class() -> Any:
+    """``gcsfs.GCSFileSystem`` with its HTTP retry loop cut to ``GCSFS_TRIES`` tries.
+
+    gcsfs fixes the count in a decorator (``retry_request(retries=6)``) on its request
+    methods, so they are re-wrapped from the undecorated functions (``__wrapped__``).
+    The download orchestrator gets one try: its requests are already retried, and gcsfs
+    would otherwise multiply the two loops.
+    """
+    import gcsfs
+    from gcsfs.retry import retry_request
+
+    base = gcsfs.GCSFileSystem
+    tries = {"_request": GCSFS_TRIES, "_get_file_request": GCSFS_TRIES,
+             "_get_file_concurrent": 1}
+    methods = {
+        name: retry_request(retries=count)(getattr(base, name).__wrapped__)
+        for name, count in tries.items() if hasattr(getattr(base, name, None), "__wrapped__")
+    }
+    return type("BoundedRetryGCSFileSystem", (base,), methods)
+
+
 def translate_gcs_error(error: Exception, what: str) -> DataplaneError:
     """Map gcsfs/aiohttp exceptions to dataplane's errors."""
     code = getattr(error, "code", None)
     if code in TRANSIENT_STATUS:
         return TransientError(f"{what}: HTTP {code}: {error}")
-    if code in (401, 403):
+    # gcsfs raises a plain OSError("Forbidden: ...") for 403, with no status attribute
+    forbidden = type(error) is OSError and str(error).startswith("Forbidden")
+    if code in (401, 403) or forbidden:
         return PermissionDeniedError(f"{what}: permission denied: {error}")
     if type(error).__module__.startswith("aiohttp") or isinstance(
         error, ConnectionError | TimeoutError

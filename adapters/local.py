@@ -74,7 +74,7 @@ class LocalBlobStore(BlobStore):
 
     # ------------------------------------------------------------------ reads
     def _get(self, key: str, byte_range: ByteRequest | None) -> bytes:
-        with open(self._path(key), "rb") as file:
+        with open(self._object_path(key), "rb") as file:
             size = os.fstat(file.fileno()).st_size
             window = slice_for(byte_range, size)
             file.seek(window.start)
@@ -82,7 +82,7 @@ class LocalBlobStore(BlobStore):
 
     def _get_file(self, key: str, path: Path) -> ObjectInfo:
         partial = path.with_name(f".{path.name}.partial")
-        shutil.copyfile(self._path(key), partial)
+        shutil.copyfile(self._object_path(key), partial)
         os.replace(partial, path)
         return self._stat(key)
 
@@ -133,11 +133,11 @@ class LocalBlobStore(BlobStore):
         return self._commit(key, copy, os.replace)
 
     def _copy(self, source: str, target: str) -> ObjectInfo:
-        return self._put_file(target, self._path(source))
+        return self._put_file(target, self._object_path(source))
 
     def _delete(self, key: str) -> None:
-        path = self._path(key)
         try:
+            path = self._object_path(key)
             path.unlink()
         except FileNotFoundError:
             return
@@ -146,8 +146,15 @@ class LocalBlobStore(BlobStore):
     # --------------------------------------------------------------- helpers
     def _path(self, key: str) -> Path:
         if key.split("/", 1)[0] == STAGING:
-            raise InvalidNameError(key, f"keys under '{STAGING}/' are reserved by the local adapter")
+            raise InvalidNameError(key, f"keys under '{STAGING}/' are reserved for staging")
         return self.root / key
+
+    def _object_path(self, key: str) -> Path:
+        """The file that holds ``key``; a folder (a prefix of other keys) holds no object."""
+        path = self._path(key)
+        if path.is_dir():
+            raise FileNotFoundError(key)
+        return path
 
     def _commit(self, key: str, write: Callable[[Any], object],
                 place: Callable[[str, Path], None]) -> ObjectInfo:
@@ -171,7 +178,10 @@ class LocalBlobStore(BlobStore):
     def _place(self, temp: str, target: Path, place: Callable[[str, Path], None]) -> None:
         # A concurrent delete may prune the (empty) parent between mkdir and rename.
         for attempt in range(_RENAME_RACE_RETRIES):
-            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError as error:  # a file (another key) is where a folder goes
+                raise NotADirectoryError(errno.ENOTDIR, str(target.parent)) from error
             try:
                 place(temp, target)
                 return

@@ -30,7 +30,8 @@ TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTime
 CLIENT_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 5,
     "read_timeout": 60,
-    "retries": {"max_attempts": 1, "mode": "standard"},
+    # total_max_attempts counts the first try; botocore's max_attempts counts retries only
+    "retries": {"total_max_attempts": 1, "mode": "standard"},
 }
 
 
@@ -38,6 +39,9 @@ class S3BlobStore(FsspecBlobStore):
     """Objects under ``<bucket>/<prefix>/`` of an S3 (or S3-compatible) service."""
 
     capabilities = Capabilities(atomic_put_if_absent=True, server_side_copy=True)
+    # One GET per whole read: s3fs splits objects over its 50 MiB block size into ranged
+    # GETs that are not pinned to one ETag, so an overwrite between them tore the read.
+    whole_read_options = {"max_concurrency": 1}
 
     @classmethod
     def from_url(cls, url: str, options: dict[str, Any], retry: RetryPolicy | None

@@ -94,7 +94,7 @@ def check_kind(kind: str) -> Kind:
     """Validate a kind: one of ``models``, ``datasets``, ``checkpoints``, ``features``."""
     if kind not in KINDS:
         raise InvalidNameError(kind, f"kind must be one of {', '.join(KINDS)}")
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 def check_key(key: str) -> str:

@@ -106,6 +106,7 @@ class SuffixRequest:
 
 
 ByteRequest = RangeRequest | OffsetRequest | SuffixRequest
+ObjectInfos = list[ObjectInfo]  # named, since BlobStore.list shadows the builtin in its body
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Capabilities:
 class ListPage:
     """One page of a listing; pass ``next_start_after`` back to get the next page."""
 
-    items: list[ObjectInfo]
+    items: ObjectInfos
     next_start_after: str | None
 
 
@@ -221,7 +222,7 @@ class BlobStore(ABC):
                 return
             start_after = page.next_start_after
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook; most adapters hold nothing
         """Release connections; the store must not be used afterwards."""
 
     def __enter__(self) -> BlobStore:
@@ -253,7 +254,7 @@ class BlobStore(ABC):
     def _copy(self, source: str, target: str) -> ObjectInfo: ...
 
     @abstractmethod
-    def _list_page(self, prefix: str, start_after: str | None, limit: int) -> list[ObjectInfo]:
+    def _list_page(self, prefix: str, start_after: str | None, limit: int) -> ObjectInfos:
         """Objects with ``key.startswith(prefix)`` and ``key > start_after``, sorted, at most
         ``limit`` of them."""
 
