@@ -35,7 +35,8 @@ __all__ = ["BackendConfig", "Config", "Route", "load_config", "mask_url"]
 ENV_VAR = "DATAPLANE_CONFIG"
 DEFAULT_FILE = "dataplane.toml"
 DEFAULT_DIR = ".dataplane"
-_TOP_KEYS = {"catalog", "defaults", "backends", "routes"}
+_TOP_KEYS = {"catalog", "defaults", "backends", "routes", "cache"}
+CACHE_ENV_VAR = "DATAPLANE_CACHE_DIR"
 _RETRY_KEYS = {"attempts", "deadline_s", "initial_wait_s", "max_wait_s"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_WORDS = ("secret", "token", "password", "key", "credential")
@@ -87,6 +88,7 @@ class Config:
     backends: Mapping[str, BackendConfig]
     routes: tuple[Route, ...] = ()
     source: Path | None = None
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir(Path.cwd()))
 
     def __repr__(self) -> str:
         return (f"Config(source={self.source}, catalog_url={mask_url(self.catalog_url)!r}, "
@@ -111,7 +113,15 @@ def default_config(base: Path) -> Config:
     """The embedded default: SQLite catalog and local blobs under ``base/.dataplane``."""
     root = (base / DEFAULT_DIR).resolve()
     local = BackendConfig("local", (root / "blobs").as_uri())
-    return Config(f"sqlite:///{root / 'catalog.db'}", "default", "local", {"local": local})
+    return Config(f"sqlite:///{root / 'catalog.db'}", "default", "local", {"local": local},
+                  cache_dir=default_cache_dir(base))
+
+
+def default_cache_dir(base: Path) -> Path:
+    """``$DATAPLANE_CACHE_DIR``, else ``base/.dataplane/cache``."""
+    if os.environ.get(CACHE_ENV_VAR):
+        return Path(os.environ[CACHE_ENV_VAR]).resolve()
+    return (base / DEFAULT_DIR / "cache").resolve()
 
 
 def _find_file(config: str | os.PathLike[str] | None) -> Path | None:
@@ -169,6 +179,7 @@ class _Parser:
             backends=backends,
             routes=self.routes(raw.get("routes", []), backends),
             source=self.source,
+            cache_dir=self.cache_dir(raw),
         )
 
     # ------------------------------------------------------------- sections
@@ -179,6 +190,12 @@ class _Parser:
             raise self.error("catalog.url", f"unsupported catalog URL {mask_url(url)!r} "
                              "(use sqlite:///path or postgresql+psycopg://...)")
         return self.sqlite_url(url) if url.startswith("sqlite:///") else url
+
+    def cache_dir(self, raw: Mapping[str, Any]) -> Path:
+        cache = self.table(raw, "cache", {"dir"})
+        if "dir" not in cache:
+            return default_cache_dir(self.base)
+        return (self.base / Path(self.string(cache, "cache.dir")).expanduser()).resolve()
 
     def tenant(self, defaults: Mapping[str, Any]) -> str:
         tenant = self.string(defaults, "defaults.tenant", "default")
@@ -215,7 +232,8 @@ class _Parser:
         if raw is None:
             return None
         if not isinstance(raw, Mapping) or set(raw) - _RETRY_KEYS:
-            raise self.error(key, f"must be a table with keys among {', '.join(sorted(_RETRY_KEYS))}")
+            allowed = ", ".join(sorted(_RETRY_KEYS))
+            raise self.error(key, f"must be a table with keys among {allowed}")
         try:
             return RetryPolicy(**raw)
         except (TypeError, ValueError) as error:

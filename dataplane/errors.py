@@ -9,6 +9,8 @@ so code above the blob port only ever sees this hierarchy::
     │   ├── UnknownBackendError (500)        a backend name or URL scheme nobody serves
     │   └── MissingDependencyError (500)     an optional extra is not installed
     ├── InvalidNameError (400)               a name, address, ref or key breaks a rule
+    ├── InvalidSourceError (400)             data given to publish/write is unusable
+    │   └── SchemaMismatchError (400)        a dataset's schema differs from the required one
     ├── NotFoundError (404)                  no such object, name, version or alias
     ├── AlreadyExistsError (409)             put-if-absent on an existing key, ...
     ├── ConflictError (409)                  the state changed under a concurrent writer
@@ -36,11 +38,13 @@ __all__ = [
     "DataplaneError",
     "IntegrityError",
     "InvalidNameError",
+    "InvalidSourceError",
     "MissingDependencyError",
     "NotFoundError",
     "NotSupportedError",
     "PermissionDeniedError",
     "PreconditionFailedError",
+    "SchemaMismatchError",
     "TransientError",
     "UnknownBackendError",
 ]
@@ -84,6 +88,18 @@ class InvalidNameError(DataplaneError):
         self.value = value
         self.rule = rule
         super().__init__(f"invalid name {value!r}: {rule}")
+
+
+class InvalidSourceError(DataplaneError):
+    """What was given to publish or write cannot be used: an empty folder, a symlink that
+    leaves the source, unsupported data."""
+
+    http_status = 400
+
+
+class SchemaMismatchError(InvalidSourceError):
+    """A dataset write does not match the schema it was required to have; the message
+    names the columns that differ."""
 
 
 class NotFoundError(DataplaneError):

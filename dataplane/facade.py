@@ -21,7 +21,11 @@ from .names import Address, Kind, check_kind, check_name, check_tenant, parse_ad
 from .routing import Router
 
 if TYPE_CHECKING:  # the catalog pulls in SQLAlchemy: imported by connect(), not at import
+    from .artifacts import GcReport
+    from .cache import NodeCache
     from .catalog import Catalog
+    from .datasets import DatasetStore
+    from .models import ModelStore
 
 __all__ = ["DataPlane", "connect"]
 
@@ -35,6 +39,46 @@ class DataPlane:
         self.router = Router(config)
         self._stores: dict[str, BlobStore] = {}
         self._lock = threading.Lock()
+        self._models: ModelStore | None = None
+        self._datasets: DatasetStore | None = None
+        self._cache: NodeCache | None = None
+
+    @property
+    def cache(self) -> NodeCache:
+        """The node-local cache (``[cache] dir``, ``$DATAPLANE_CACHE_DIR``, or
+        ``.dataplane/cache``) that ``fetch`` fills and every process on the node shares."""
+        from .cache import NodeCache
+
+        if self._cache is None:
+            self._cache = NodeCache(self.config.cache_dir)
+        return self._cache
+
+    @property
+    def models(self) -> ModelStore:
+        """Model artifacts: publish, resolve, fetch, open, aliases, versions, delete."""
+        from .models import ModelStore
+
+        if self._models is None:
+            self._models = ModelStore(self, "models", self.cache)
+        return self._models
+
+    @property
+    def datasets(self) -> DatasetStore:
+        """Tabular datasets in Arrow/Parquet: write, read, iter_batches, plus everything
+        models have (versions, aliases, fetch, delete)."""
+        from .datasets import DatasetStore
+
+        if self._datasets is None:
+            self._datasets = DatasetStore(self, "datasets", self.cache)
+        return self._datasets
+
+    def gc(self, *, grace_period_s: float = 3600.0, dry_run: bool = False) -> GcReport:
+        """Delete stored objects no live model or dataset version references, once older
+        than ``grace_period_s``; ``dry_run`` only lists them."""
+        from .artifacts import collect_garbage
+
+        return collect_garbage(self, ("models", "datasets"), grace_period_s=grace_period_s,
+                               dry_run=dry_run)
 
     @property
     def tenant(self) -> str:

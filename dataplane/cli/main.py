@@ -14,7 +14,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .. import connect
 from ..config import load_config, mask_url
 from ..errors import (
     BackendUnavailableError,
@@ -24,10 +23,11 @@ from ..errors import (
     InvalidNameError,
     NotFoundError,
 )
-from ..facade import DataPlane
 from ..names import KINDS
+from .artifacts import COMMANDS
+from .context import plane_of
 
-console = Console()
+console = Console(soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CODES: list[tuple[type[DataplaneError], int]] = [
     (ConfigError, 2), (InvalidNameError, 2), (NotFoundError, 3),
@@ -47,7 +47,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DataplaneError as error:
-            Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
+            errors = Console(stderr=True, soft_wrap=True)
+            errors.print(f"[red]error:[/red] {error}", highlight=False)
             sys.exit(exit_code_for(error))
 
 
@@ -58,12 +59,6 @@ class _Group(click.Group):
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """dataplane: one address and one API for models, datasets, features, checkpoints."""
     ctx.obj = config_path
-
-
-def _plane(ctx: click.Context) -> DataPlane:
-    plane = connect(ctx.obj)
-    ctx.call_on_close(plane.close)
-    return plane
 
 
 @cli.group()
@@ -91,7 +86,7 @@ def config_show(ctx: click.Context) -> None:
 @click.pass_context
 def config_check(ctx: click.Context) -> None:
     """Validate the config and open the catalog; exit 2 with the reason if it is invalid."""
-    plane = _plane(ctx)
+    plane = plane_of(ctx)
     console.print(f"ok: catalog schema v{plane.catalog.schema_version}, "
                   f"{len(plane.config.backends)} backend(s)")
 
@@ -102,7 +97,7 @@ def config_check(ctx: click.Context) -> None:
 @click.pass_context
 def ls(ctx: click.Context, kind: str | None, prefix: str | None) -> None:
     """List names in the catalog with their latest version."""
-    plane = _plane(ctx)
+    plane = plane_of(ctx)
     table = Table("kind", "name", "latest")
     for record in plane.catalog.names(plane.tenant, kind, prefix):
         table.add_row(record.kind, record.name, str(record.latest_version or "-"))
@@ -115,10 +110,14 @@ def ls(ctx: click.Context, kind: str | None, prefix: str | None) -> None:
 @click.pass_context
 def route(ctx: click.Context, kind: str, name: str) -> None:
     """Show which backend new versions of KIND/NAME are written to."""
-    plane = _plane(ctx)
+    plane = plane_of(ctx)
     backend = plane.route(kind, name)
     console.print(f"{plane.tenant}/{kind}/{name} -> {backend} "
                   f"({mask_url(plane.config.backends[backend].url)})", highlight=False)
+
+
+for command in COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:

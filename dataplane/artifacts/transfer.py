@@ -1,0 +1,129 @@
+"""Parallel, verified transfers between a blob store and local files.
+
+Downloads are planned as a flat list of (file, chunk) tasks run by one bounded thread pool:
+large files arrive as parallel ranged reads written in place with ``pwrite``, small files
+as one read each, and every chunk is checked against its recorded digest before it is
+written. A file reaches the node cache only after all its chunks verified (see
+:mod:`dataplane.cache`); on any error the partial files are removed, so nothing corrupt is
+ever left where a reader could find it. Memory in flight is bounded by
+``workers x chunk_size``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from functools import partial
+from pathlib import Path
+
+from ..blob import BlobStore, RangeRequest
+from ..cache import NodeCache
+from ..errors import NotFoundError
+from .manifest import FileEntry
+
+__all__ = ["DEFAULT_WORKERS", "Progress", "download_to_cache", "upload_files"]
+
+DEFAULT_WORKERS = 16
+Describe = Callable[[FileEntry], str]
+Progress = Callable[[int], None]  # called with a number of bytes just transferred
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+def download_to_cache(store: BlobStore, entries: Sequence[FileEntry], cache: NodeCache,
+                      describe: Describe, workers: int = DEFAULT_WORKERS,
+                      progress: Progress = _no_progress) -> None:
+    """Make every entry's verified bytes present in ``cache`` (downloading only what's missing).
+
+    Call order: filter to missing blobs, take their fill locks (sorted), filter again
+    (another process may have filled them meanwhile), download and verify all chunks in
+    parallel, then admit each file into the cache by atomic rename.
+    """
+    missing = _unique_missing(entries, cache)
+    if not missing:
+        return
+    with cache.locked([entry.digest for entry in missing]):
+        missing = _unique_missing(missing, cache)
+        if missing:
+            _download(store, missing, cache, describe, workers, progress)
+
+
+def _unique_missing(entries: Sequence[FileEntry], cache: NodeCache) -> list[FileEntry]:
+    by_digest = {entry.digest: entry for entry in entries if not cache.has_blob(entry.digest)}
+    return list(by_digest.values())
+
+
+def _download(store: BlobStore, entries: list[FileEntry], cache: NodeCache,
+              describe: Describe, workers: int, progress: Progress) -> None:
+    partials = {entry.digest: cache.partial_path(entry.digest[7:]) for entry in entries}
+    fds: dict[str, int] = {}
+    try:
+        for entry in entries:
+            fds[entry.digest] = os.open(partials[entry.digest], os.O_WRONLY | os.O_CREAT, 0o644)
+            os.ftruncate(fds[entry.digest], entry.size)
+        def fetch(entry: FileEntry, index: int) -> None:
+            progress(_fetch_chunk(store, entry, index, fds[entry.digest], describe))
+
+        _run_all(workers, [partial(fetch, entry, index)
+                           for entry in entries for index in range(len(entry.chunks))])
+        for entry in entries:
+            os.close(fds.pop(entry.digest))
+            cache.admit_blob(partials[entry.digest], entry.digest)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+        for path in partials.values():
+            path.unlink(missing_ok=True)
+
+
+def _fetch_chunk(store: BlobStore, entry: FileEntry, index: int, fd: int,
+                 describe: Describe) -> int:
+    start, end = entry.chunk_range(index)
+    whole = len(entry.chunks) == 1
+    data = store.get(entry.key) if whole else store.get(entry.key, RangeRequest(start, end))
+    entry.verify_chunk(index, data, describe(entry))
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, start)
+        view, start = view[written:], start + written
+    return len(data)
+
+
+def upload_files(store: BlobStore, files: Sequence[tuple[FileEntry, Path]],
+                 workers: int = DEFAULT_WORKERS, progress: Progress = _no_progress) -> None:
+    """Upload each local file to its entry's key in parallel, skipping keys already stored
+    with the same size (keys are content-addressed, so equal key and size mean equal bytes
+    unless the store was tampered with, which every read detects)."""
+    def upload(entry: FileEntry, path: Path) -> None:
+        _upload_one(store, entry, path)
+        progress(entry.size)
+
+    _run_all(workers, [partial(upload, entry, path) for entry, path in files])
+
+
+def _upload_one(store: BlobStore, entry: FileEntry, path: Path) -> None:
+    try:
+        if store.stat(entry.key).size == entry.size:
+            return
+    except NotFoundError:
+        pass
+    store.put_file(entry.key, path)
+
+
+def _run_all(workers: int, calls: Sequence[Callable[[], None]]) -> None:
+    """Run ``calls`` on a bounded pool; on the first error cancel the rest and raise it."""
+    if len(calls) == 1:
+        calls[0]()
+        return
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(calls)))) as pool:
+        futures: list[Future[None]] = [pool.submit(call) for call in calls]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                raise error
