@@ -1,12 +1,16 @@
 """Parallel, verified transfers between a blob store and local files.
 
-Downloads are planned as a flat list of (file, chunk) tasks run by one bounded thread pool:
-large files arrive as parallel ranged reads written in place with ``pwrite``, small files
-as one read each, and every chunk is checked against its recorded digest before it is
-written. A file reaches the node cache only after all its chunks verified (see
-:mod:`dataplane.cache`); on any error the partial files are removed, so nothing corrupt is
-ever left where a reader could find it. Memory in flight is bounded by
-``workers x chunk_size``.
+Downloads are planned as a flat list of tasks run by one bounded thread pool. A file of
+one chunk is one read, verified before it is written. When there are fewer files than
+workers, larger files are split into parallel ranged reads of one chunk each, written in
+place with ``pwrite`` after each chunk verified. With at least as many files as workers,
+the files alone keep every worker busy, so each multi-chunk file is streamed with one
+whole-object read into its partial file and then verified chunk by chunk: this makes one
+request per file, as a plain ``get`` would, where ranged reads would make one per chunk
+(and some servers, e.g. moto, copy the whole object to answer each ranged read). A file
+reaches the node cache only after all its chunks verified (see :mod:`dataplane.cache`); on
+any error the partial files are removed, so nothing corrupt is ever left where a reader
+could find it. Memory in flight is bounded by ``workers x chunk_size``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from ..blob import BlobStore, RangeRequest
 from ..cache import NodeCache
-from ..errors import NotFoundError
+from ..errors import IntegrityError, NotFoundError
 from .manifest import FileEntry
 
 __all__ = ["DEFAULT_WORKERS", "Progress", "download_to_cache", "upload_files"]
@@ -59,18 +63,28 @@ def _unique_missing(entries: Sequence[FileEntry], cache: NodeCache) -> list[File
 def _download(store: BlobStore, entries: list[FileEntry], cache: NodeCache,
               describe: Describe, workers: int, progress: Progress) -> None:
     partials = {entry.digest: cache.partial_path(entry.digest[7:]) for entry in entries}
+    ranged = len(entries) < workers  # split files into chunks only to keep workers busy
     fds: dict[str, int] = {}
+
+    def fetch(entry: FileEntry, index: int) -> None:
+        progress(_fetch_chunk(store, entry, index, fds[entry.digest], describe))
+
+    def stream(entry: FileEntry) -> None:
+        progress(_fetch_whole(store, entry, partials[entry.digest], describe))
+
+    calls: list[Callable[[], None]] = []
     try:
         for entry in entries:
+            if len(entry.chunks) > 1 and not ranged:
+                calls.append(partial(stream, entry))
+                continue
             fds[entry.digest] = os.open(partials[entry.digest], os.O_WRONLY | os.O_CREAT, 0o644)
             os.ftruncate(fds[entry.digest], entry.size)
-        def fetch(entry: FileEntry, index: int) -> None:
-            progress(_fetch_chunk(store, entry, index, fds[entry.digest], describe))
-
-        _run_all(workers, [partial(fetch, entry, index)
-                           for entry in entries for index in range(len(entry.chunks))])
+            calls.extend(partial(fetch, entry, index) for index in range(len(entry.chunks)))
+        _run_all(workers, calls)
         for entry in entries:
-            os.close(fds.pop(entry.digest))
+            if entry.digest in fds:
+                os.close(fds.pop(entry.digest))
             cache.admit_blob(partials[entry.digest], entry.digest)
     finally:
         for fd in fds.values():
@@ -90,6 +104,21 @@ def _fetch_chunk(store: BlobStore, entry: FileEntry, index: int, fd: int,
         written = os.pwrite(fd, view, start)
         view, start = view[written:], start + written
     return len(data)
+
+
+def _fetch_whole(store: BlobStore, entry: FileEntry, path: Path, describe: Describe) -> int:
+    """Stream the object into ``path`` with one read, then verify its length and chunks."""
+    store.get_file(entry.key, path)
+    what = describe(entry)
+    size = path.stat().st_size
+    if size != entry.size:
+        raise IntegrityError(what, f"{entry.size} bytes", f"{size} bytes",
+                             f"{entry.path} has the wrong length")
+    with open(path, "rb") as file:
+        for index in range(len(entry.chunks)):
+            start, end = entry.chunk_range(index)
+            entry.verify_chunk(index, file.read(end - start), what)
+    return entry.size
 
 
 def upload_files(store: BlobStore, files: Sequence[tuple[FileEntry, Path]],
