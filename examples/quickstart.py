@@ -1,73 +1,70 @@
 """End-to-end demo on the embedded default (SQLite catalog + local blobs in ./.dataplane/).
 
-It connects, writes a few blobs through the blob port and records each as an immutable
-catalog version, moves an alias, reads the blobs back by logical address (verifying every
-byte against the digest recorded at write time), and lists what the catalog holds.
-Run it as often as you like: each run adds new versions.
+It publishes a small model, writes a small dataset, moves an alias, reads both back by
+logical address (every byte verified against the digests recorded at write time), and
+prints a short summary. Run it as often as you like: each run adds new versions.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
+import tempfile
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
 import dataplane
-from dataplane.catalog import VersionRecord
-from dataplane.identity import current_actor
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
-def write_blob(plane: dataplane.DataPlane, kind: str, name: str, data: bytes,
-               aliases: tuple[str, ...] = ()) -> VersionRecord:
-    """Store ``data`` where the routes say, then commit a catalog version last."""
-    backend = plane.route(kind, name)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    key = f"{plane.tenant}/{kind}/{name}/blobs/{digest.removeprefix('sha256:')}"
-    plane.store(backend).put(key, data)
-    manifest = {"files": [{"path": "blob", "key": key, "size": len(data), "digest": digest}]}
-    return plane.catalog.commit_version(
-        plane.tenant, kind, name, digest=digest, manifest=manifest,
-        metadata={"demo": True}, created_by=current_actor(),
-        locations=[(backend, key)], aliases=aliases,
-    )
-
-
-def read_blob(plane: dataplane.DataPlane, ref: str, kind: str) -> tuple[VersionRecord, bytes]:
-    """Resolve a logical address and read its bytes, verified against the catalog digest."""
-    address = plane.address(ref, kind)  # type: ignore[arg-type]
-    version = plane.catalog.resolve(address.tenant, address.kind, address.name, address.ref)
-    location = version.locations[0]
-    data = plane.store(location.backend).get(location.uri)
-    actual = "sha256:" + hashlib.sha256(data).hexdigest()
-    if actual != version.digest:
-        raise dataplane.IntegrityError(str(address), version.digest, actual)
-    return version, data
+def make_model(folder: Path, version: int) -> Path:
+    """A stand-in for a training run's output: weights and a config."""
+    (folder / "weights.bin").write_bytes(bytes(range(256)) * 4096 * version)
+    (folder / "config.json").write_text(json.dumps({"layers": 2, "run": version}))
+    return folder
 
 
 def main() -> None:
     with dataplane.connect() as plane:
         console.print(f"[bold]dataplane demo[/bold]: catalog {plane.config.catalog_url}")
-        first = write_blob(plane, "models", "demo/sentiment", b"weights v1 " * 1000)
-        second = write_blob(plane, "models", "demo/sentiment", b"weights v2 " * 1000, ("prod",))
-        write_blob(plane, "datasets", "demo/reviews", b"text,label\ngood,1\nbad,0\n")
-        console.print(f"published models/demo/sentiment v{first.number} and v{second.number}; "
-                      f"prod -> v{second.number}")
+        reviews = pa.table({"text": ["good", "bad", "fine", "great"], "label": [1, 0, 1, 1],
+                            "split": ["train", "train", "test", "train"]})
+        data = plane.datasets.write("demo/reviews", reviews, partition_by=["split"],
+                                    aliases=["train"])
+        console.print(f"wrote {data.uri}: {reviews.num_rows} rows, {len(data.files)} file(s)")
 
-        version, data = read_blob(plane, "demo/sentiment@prod", "models")
-        console.print(f"read {len(data)} verified bytes of dp://{plane.tenant}/models/"
-                      f"demo/sentiment@prod (v{version.number}, {version.digest[:19]}...)")
-        _, data = read_blob(plane, f"dp://{plane.tenant}/datasets/demo/reviews@latest",
-                            "datasets")
-        console.print(f"read {len(data)} verified bytes of datasets/demo/reviews@latest")
+        with tempfile.TemporaryDirectory() as tmp:
+            first = plane.models.publish("demo/sentiment", make_model(Path(tmp), 1))
+            second = plane.models.publish("demo/sentiment", make_model(Path(tmp), 2),
+                                          metadata={"datasets": [data.uri]}, aliases=["prod"])
+        console.print(f"published {first.uri} and {second.uri}; prod -> v{second.version}")
 
-        table = Table("kind", "name", "latest", "backend")
-        for record in plane.catalog.names(plane.tenant):
-            table.add_row(record.kind, record.name, str(record.latest_version),
-                          plane.route(record.kind, record.name))
-        console.print(table)
+        folder = plane.models.fetch("demo/sentiment@prod")
+        config = json.loads((folder / "config.json").read_text())
+        with plane.models.open(f"dp://{plane.tenant}/models/demo/sentiment@prod",
+                               "weights.bin") as weights:
+            weights.seek(1000)
+            window = weights.read(4)
+        console.print(f"fetched {folder} (verified): config {config}, bytes 1000-1003 "
+                      f"of weights.bin = {window.hex()}")
+
+        table = plane.datasets.read("demo/reviews@train").to_table()
+        positives = pc.sum(table["label"]).as_py()
+        console.print(f"read {table.num_rows} verified rows of demo/reviews@train, "
+                      f"{positives} positive; lineage of the model: "
+                      f"{plane.models.resolve('demo/sentiment@prod').metadata['datasets']}")
+
+        summary = Table("kind", "name", "latest", "digest", "backend")
+        for store in (plane.models, plane.datasets):
+            for version in store.list(prefix="demo/"):
+                summary.add_row(version.kind, version.name, str(version.version),
+                                version.digest[:19] + "...",
+                                plane.route(version.kind, version.name))
+        console.print(summary)
         console.print("[green]demo ok[/green]")
 
 
