@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the catalog pulls in SQLAlchemy: imported by connect(), not
     from .artifacts import GcReport
     from .cache import NodeCache
     from .catalog import Catalog
+    from .checkpoints import CheckpointStore
     from .datasets import DatasetStore
     from .models import ModelStore
 
@@ -41,6 +42,7 @@ class DataPlane:
         self._lock = threading.Lock()
         self._models: ModelStore | None = None
         self._datasets: DatasetStore | None = None
+        self._checkpoints: CheckpointStore | None = None
         self._cache: NodeCache | None = None
 
     @property
@@ -71,6 +73,16 @@ class DataPlane:
         if self._datasets is None:
             self._datasets = DatasetStore(self, "datasets", self.cache)
         return self._datasets
+
+    @property
+    def checkpoints(self) -> CheckpointStore:
+        """Training checkpoints: save, save_async, load, read, steps, latest, delete."""
+        from .checkpoints import CheckpointStore
+
+        with self._lock:
+            if self._checkpoints is None:
+                self._checkpoints = CheckpointStore(self)
+            return self._checkpoints
 
     def gc(self, *, grace_period_s: float = 3600.0, dry_run: bool = False) -> GcReport:
         """Delete stored objects no live model or dataset version references, once older
@@ -105,6 +117,8 @@ class DataPlane:
         """Close every opened blob store and the catalog."""
         with self._lock:
             stores, self._stores = list(self._stores.values()), {}
+        if self._checkpoints is not None:
+            self._checkpoints.close()  # waits for async saves in flight
         for store in stores:
             store.close()
         self.catalog.close()

@@ -1,0 +1,413 @@
+"""``plane.checkpoints``: save, load, read regions of, list and prune training checkpoints.
+
+A checkpoint is ``(run, step)``. Save, in this order:
+
+1. flatten the state (refusing unsupported leaves and colliding keys) and refuse a step
+   that already exists;
+2. write every chunk and array's ``zarr.json`` under a fresh prefix
+   ``<tenant>/checkpoints/<run>/step-<step>-<attempt>/`` (parallel, memory-bounded);
+3. write the group ``zarr.json`` and then the manifest, last;
+4. commit the step in the catalog (kind ``checkpoints``, name ``run``) — the moment it
+   becomes visible to ``steps``, ``latest`` and ``load``;
+5. apply retention (``keep_last``, ``keep_every``).
+
+A crash anywhere before 4 leaves a prefix no catalog entry points at: never loaded, and
+removed by :meth:`CheckpointStore.gc`. Every load verifies each chunk's crc32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..blob import BlobStore
+from ..catalog import VersionRecord
+from ..config import mask_url
+from ..errors import AlreadyExistsError, IntegrityError, InvalidSourceError, NotFoundError
+from ..identity import current_actor
+from ..names import check_name
+from .dtypes import StoredArray, from_stored, stored_dtype, to_stored
+from .io import IOSettings, read_arrays, read_region, write_arrays, write_group
+from .layout import FORMAT_VERSION, MANIFEST, ArrayLayout, chunk_shape_for
+from .tree import array_keys, flatten, unflatten
+
+if TYPE_CHECKING:
+    from ..facade import DataPlane
+
+__all__ = ["Checkpoint", "CheckpointStore", "Retention", "SaveHandle"]
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Which committed steps survive pruning: the newest ``keep_last`` and every step
+    divisible by ``keep_every``. ``None`` for both keeps everything."""
+
+    keep_last: int | None = None
+    keep_every: int | None = None
+
+    def doomed(self, steps: Sequence[int]) -> list[int]:
+        if self.keep_last is None and self.keep_every is None:
+            return []
+        newest = set(sorted(steps)[-self.keep_last:]) if self.keep_last else set()
+        return [s for s in steps if s not in newest
+                and not (self.keep_every and s % self.keep_every == 0)]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A committed checkpoint; ``location`` opens it with any zarr v3 reader."""
+
+    run: str
+    step: int
+    url: str
+    storage_options: Mapping[str, Any] = field(repr=False)
+    keys: tuple[str, ...]
+    metadata: Mapping[str, Any]
+    created_at: Any
+    record: VersionRecord = field(repr=False)
+
+    @property
+    def location(self) -> tuple[str, dict[str, Any]]:
+        """``(url, storage_options)`` for ``zarr.open_group(store=FsspecStore.from_url(...))``
+        or ``zarr.open_group(path)`` on local disk."""
+        return self.url, dict(self.storage_options)
+
+    def __repr__(self) -> str:
+        return f"Checkpoint(run={self.run!r}, step={self.step}, url={mask_url(self.url)!r})"
+
+
+class SaveHandle:
+    """The result of :meth:`CheckpointStore.save_async`: ``result()`` waits for the commit."""
+
+    def __init__(self, future: Future[Checkpoint]):
+        self._future = future
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def result(self, timeout: float | None = None) -> Checkpoint:
+        return self._future.result(timeout)
+
+
+class CheckpointStore:
+    """Checkpoints of the plane's tenant; one instance is safe to share between threads."""
+
+    def __init__(self, plane: DataPlane, settings: IOSettings | None = None,
+                 retention: Retention | None = None):
+        self.plane = plane
+        self.settings = settings or IOSettings()
+        self.retention = retention or Retention()
+        self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dp-ckpt-async")
+        self._in_flight: dict[str, Future[Checkpoint]] = {}
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- saving
+    def save(self, run: str, step: int, state: Any, *,
+             metadata: Mapping[str, Any] | None = None) -> Checkpoint:
+        """Save ``state`` as ``(run, step)``; visible only once everything is durable."""
+        arrays, spec = flatten(state)
+        stored = {key: to_stored(key, value) for key, value in arrays.items()}
+        return self._save(run, step, stored, spec, metadata)
+
+    def save_async(self, run: str, step: int, state: Any, *,
+                   metadata: Mapping[str, Any] | None = None) -> SaveHandle:
+        """Snapshot ``state`` (one host copy of every array), then save it in the background.
+
+        When this returns, the caller may mutate or free ``state``: what is written is the
+        state as it was at the call. At most one save per run is in flight: a second call
+        for the same run first waits for the previous one to finish (its errors surface
+        from that save's own handle).
+        """
+        run = check_name(run)
+        with self._lock:
+            previous = self._in_flight.get(run)
+        if previous is not None:
+            previous.exception()  # wait; the error belongs to the earlier handle
+        arrays, spec = flatten(state)
+        snapshot = {key: to_stored(key, value, copy=True) for key, value in arrays.items()}
+        future = self._async.submit(self._save, run, step, snapshot, spec, metadata)
+        with self._lock:
+            self._in_flight[run] = future
+        return SaveHandle(future)
+
+    def _save(self, run: str, step: int, stored: dict[str, StoredArray], spec: dict[str, Any],
+              metadata: Mapping[str, Any] | None) -> Checkpoint:
+        run = check_name(run)
+        _check_step(step)
+        self._refuse_existing(run, step)
+        backend = self.plane.route("checkpoints", run)
+        store = self.plane.store(backend)
+        prefix = f"{self._run_prefix(run)}/step-{step:010d}-{uuid.uuid4().hex[:8]}"
+        layouts = {key: self._layout(key, s) for key, s in stored.items()}
+        checksums = write_arrays(store, prefix, {k: s.data for k, s in stored.items()},
+                                 layouts, self.settings)
+        manifest = _manifest(run, step, layouts, checksums)
+        attributes = {"dataplane": {"format": FORMAT_VERSION, "run": run, "step": step,
+                                    "spec": spec, "metadata": dict(metadata or {})}}
+        write_group(store, prefix, attributes, list(layouts.values()), manifest)
+        self._refuse_existing(run, step)
+        record = self.plane.catalog.commit_version(
+            self.plane.tenant, "checkpoints", run, digest=_digest(manifest),
+            manifest={"step": step, "prefix": prefix, "spec": spec,
+                      "arrays": manifest["arrays"]},
+            metadata={**dict(metadata or {}), "step": step}, created_by=current_actor(),
+            locations=[(backend, prefix)],
+        )
+        self._apply_retention(run)
+        return self._checkpoint(record)
+
+    def _layout(self, key: str, stored: StoredArray) -> ArrayLayout:
+        data = stored.data
+        chunks = chunk_shape_for(data.shape, data.itemsize, self.settings.chunk_bytes)
+        return ArrayLayout(key, data.shape, stored_dtype(stored.dtype), chunks, stored.dtype,
+                           stored.framework)
+
+    def _refuse_existing(self, run: str, step: int) -> None:
+        if step in self.steps(run):
+            raise AlreadyExistsError(f"checkpoint {run!r} step {step} already exists")
+
+    # --------------------------------------------------------------- loading
+    def load(self, run: str, step: int | str = "latest", *, keys: Sequence[str] | None = None,
+             template: Any = None) -> Any:
+        """The saved state (or only ``keys``, or loaded into ``template``'s arrays)."""
+        checkpoint = self.checkpoint(run, step)
+        raw = checkpoint.record.manifest
+        layouts = _layouts(raw)
+        spec = raw["spec"]
+        wanted = self._wanted(checkpoint, layouts, keys)
+        into = _template_buffers(template, layouts) if template is not None else {}
+        store, prefix = self._store_of(checkpoint)
+        data = read_arrays(store, prefix, [layouts[k] for k in wanted], _checksums(raw),
+                           self.settings, f"checkpoint {run}@{checkpoint.step}", into)
+        if template is not None:
+            return _fill_template(template, data, layouts)
+
+        def load_one(key: str) -> Any:
+            if key not in data:
+                raise KeyError(key)
+            return from_stored(data[key], layouts[key].dtype, layouts[key].framework)
+
+        return unflatten(spec, load_one)
+
+    def read(self, run: str, step: int | str, key: str,
+             region: Sequence[slice | int] | slice | None = None) -> Any:
+        """A slice of one array, reading only the chunks that overlap it."""
+        checkpoint = self.checkpoint(run, step)
+        layouts = _layouts(checkpoint.record.manifest)
+        if key not in layouts:
+            raise NotFoundError(f"checkpoint {run}@{checkpoint.step} has no array {key!r}")
+        layout = layouts[key]
+        slices, squeeze = _normalize(region, layout.shape)
+        store, prefix = self._store_of(checkpoint)
+        part = read_region(store, prefix, layout, _checksums(checkpoint.record.manifest)[key],
+                           slices, self.settings, f"checkpoint {run}@{checkpoint.step}")
+        part = part[tuple(0 if s else slice(None) for s in squeeze)]
+        return from_stored(np.ascontiguousarray(part), layout.dtype, layout.framework)
+
+    def verify(self, run: str, step: int | str = "latest") -> Checkpoint:
+        """Re-read every chunk of a checkpoint and check every checksum."""
+        checkpoint = self.checkpoint(run, step)
+        raw = checkpoint.record.manifest
+        store, prefix = self._store_of(checkpoint)
+        stored = json.loads(store.get(f"{prefix}/{MANIFEST}"))
+        if _digest(stored) != checkpoint.record.digest:
+            raise IntegrityError(f"checkpoint {run}@{checkpoint.step} manifest",
+                                 checkpoint.record.digest, _digest(stored))
+        read_arrays(store, prefix, list(_layouts(raw).values()), _checksums(raw),
+                    self.settings, f"checkpoint {run}@{checkpoint.step}")
+        return checkpoint
+
+    # ------------------------------------------------------------- listing
+    def steps(self, run: str) -> list[int]:
+        """Committed steps of ``run``, ascending (an unknown run has none)."""
+        try:
+            records = self.plane.catalog.versions(self.plane.tenant, "checkpoints",
+                                                  check_name(run))
+        except NotFoundError:
+            return []
+        return sorted(r.manifest["step"] for r in records)
+
+    def latest(self, run: str) -> Checkpoint | None:
+        """The newest committed checkpoint of ``run``, or ``None``."""
+        steps = self.steps(run)
+        return self.checkpoint(run, steps[-1]) if steps else None
+
+    def checkpoint(self, run: str, step: int | str = "latest") -> Checkpoint:
+        """The committed checkpoint ``(run, step)``; ``NotFoundError`` names what is missing."""
+        records = {r.manifest["step"]: r for r in self._records(run)}
+        if step == "latest":
+            if not records:
+                raise NotFoundError(f"run {run!r} has no checkpoints")
+            step = max(records)
+        if not isinstance(step, int) or step not in records:
+            raise NotFoundError(f"run {run!r} has no checkpoint at step {step} "
+                                f"(steps: {sorted(records) or 'none'})")
+        return self._checkpoint(records[step])
+
+    def delete(self, run: str, step: int) -> None:
+        """Remove a checkpoint: hidden at once (catalog tombstone), then its objects."""
+        checkpoint = self.checkpoint(run, step)
+        self.plane.catalog.tombstone(self.plane.tenant, "checkpoints", run,
+                                     checkpoint.record.number, actor=current_actor())
+        store, prefix = self._store_of(checkpoint)
+        for info in list(store.list(prefix + "/")):
+            store.delete(info.key)
+
+    def gc(self, run: str, *, grace_period_s: float = 3600.0) -> list[str]:
+        """Delete objects of torn (never committed) saves of ``run`` older than the grace;
+        returns the prefixes removed."""
+        live = {r.manifest["prefix"] for r in self._records(run)}
+        removed: set[str] = set()
+        for backend in self.plane.config.backends:
+            store = self.plane.store(backend)
+            root = self._run_prefix(run) + "/"
+            for info in list(store.list(root)):
+                base = root + info.key[len(root):].split("/", 1)[0]
+                age = time.time() - info.modified.timestamp() if info.modified else 0.0
+                if base not in live and age >= grace_period_s:
+                    store.delete(info.key)
+                    removed.add(base)
+        return sorted(removed)
+
+    def close(self) -> None:
+        self._async.shutdown(wait=True)
+
+    # ------------------------------------------------------------- helpers
+    def _records(self, run: str) -> list[VersionRecord]:
+        try:
+            return self.plane.catalog.versions(self.plane.tenant, "checkpoints", check_name(run))
+        except NotFoundError:
+            return []
+
+    def _run_prefix(self, run: str) -> str:
+        return f"{self.plane.tenant}/checkpoints/{run}"
+
+    def _apply_retention(self, run: str) -> None:
+        for step in self.retention.doomed(self.steps(run)):
+            self.delete(run, step)
+
+    def _store_of(self, checkpoint: Checkpoint) -> tuple[BlobStore, str]:
+        active = [loc for loc in checkpoint.record.locations if loc.state == "active"]
+        if not active:
+            raise NotFoundError(f"checkpoint {checkpoint.run}@{checkpoint.step} has no "
+                                "active location")
+        return self.plane.store(active[0].backend), checkpoint.record.manifest["prefix"]
+
+    def _checkpoint(self, record: VersionRecord) -> Checkpoint:
+        prefix = record.manifest["prefix"]
+        backend = next((loc.backend for loc in record.locations if loc.state == "active"),
+                       record.locations[0].backend if record.locations else "")
+        spec = self.plane.config.backends[backend]
+        url = f"{spec.url.rstrip('/')}/{prefix}"
+        return Checkpoint(record.name, record.manifest["step"], url, dict(spec.options),
+                          tuple(array_keys(record.manifest["spec"])), record.metadata,
+                          record.created_at, record)
+
+    def _wanted(self, checkpoint: Checkpoint, layouts: dict[str, ArrayLayout],
+                keys: Sequence[str] | None) -> list[str]:
+        if keys is None:
+            return list(layouts)
+        wanted = [k for k in layouts if any(k == p or k.startswith(p + "/") for p in keys)]
+        missing = [p for p in keys if not any(k == p or k.startswith(p + "/") for k in layouts)]
+        if missing:
+            raise NotFoundError(f"checkpoint {checkpoint.run}@{checkpoint.step} has no "
+                                f"key(s) {', '.join(map(repr, missing))}")
+        return wanted
+
+
+# ------------------------------------------------------------------- module helpers
+def _check_step(step: int) -> None:
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise InvalidSourceError(f"step must be a non-negative integer, got {step!r}")
+
+
+def _manifest(run: str, step: int, layouts: dict[str, ArrayLayout],
+              checksums: dict[str, dict[str, int]]) -> dict[str, Any]:
+    return {"format": FORMAT_VERSION, "run": run, "step": step,
+            "arrays": {key: {**layout.to_json(), "crc32": checksums[key]}
+                       for key, layout in layouts.items()}}
+
+
+def _digest(manifest: dict[str, Any]) -> str:
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _layouts(raw: dict[str, Any]) -> dict[str, ArrayLayout]:
+    return {key: ArrayLayout.from_json(key, value) for key, value in raw["arrays"].items()}
+
+
+def _checksums(raw: dict[str, Any]) -> dict[str, dict[str, int]]:
+    return {key: value["crc32"] for key, value in raw["arrays"].items()}
+
+
+def _normalize(region: Sequence[slice | int] | slice | None, shape: tuple[int, ...]
+               ) -> tuple[tuple[slice, ...], list[bool]]:
+    """Normalized step-1 slices for every dimension, and which ones an int squeezes."""
+    items = [] if region is None else [region] if isinstance(region, slice | int) else list(region)
+    if len(items) > len(shape):
+        raise IndexError(f"region has {len(items)} dimensions, the array {len(shape)}")
+    slices, squeeze = [], []
+    for dim, size in enumerate(shape):
+        item = items[dim] if dim < len(items) else slice(None)
+        if isinstance(item, int):
+            index = item + size if item < 0 else item
+            if not 0 <= index < size:
+                raise IndexError(f"index {item} out of range for dimension {dim} of {size}")
+            slices.append(slice(index, index + 1))
+            squeeze.append(True)
+            continue
+        start, stop, step = item.indices(size)
+        if step != 1:
+            raise IndexError("regions take slices with step 1")
+        slices.append(slice(start, max(start, stop)))
+        squeeze.append(False)
+    return tuple(slices), squeeze
+
+
+def _template_buffers(template: Any, layouts: dict[str, ArrayLayout]) -> dict[str, np.ndarray]:
+    """Check the template against the checkpoint; numpy buffers to load into in place."""
+    arrays, _ = flatten(template)
+    buffers: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        if key not in layouts:
+            raise NotFoundError(f"template key {key!r} is not in the checkpoint")
+        stored = to_stored(key, value)
+        layout = layouts[key]
+        if stored.data.shape != layout.shape or stored.dtype != layout.dtype:
+            raise InvalidSourceError(
+                f"template mismatch at {key!r}: checkpoint has shape {layout.shape} dtype "
+                f"{layout.dtype}, template has shape {stored.data.shape} dtype {stored.dtype}"
+            )
+        if isinstance(value, np.ndarray) and value.flags.c_contiguous and value.flags.writeable:
+            buffers[key] = value.view(np.dtype(layout.stored_dtype))
+    return buffers
+
+
+def _fill_template(template: Any, data: dict[str, np.ndarray],
+                   layouts: dict[str, ArrayLayout]) -> Any:
+    """The template's tree with every array replaced by (or filled with) the loaded data."""
+    arrays, spec = flatten(template)
+
+    def load(key: str) -> Any:
+        value = arrays[key]
+        loaded = from_stored(data[key], layouts[key].dtype, layouts[key].framework)
+        if isinstance(value, np.ndarray):
+            if not np.shares_memory(value, data[key]):
+                value[...] = loaded
+            return value
+        if hasattr(value, "copy_") and layouts[key].framework == "torch":
+            value.copy_(loaded)
+            return value
+        return loaded
+
+    return unflatten(spec, load)
