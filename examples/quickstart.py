@@ -1,8 +1,9 @@
 """End-to-end demo on the embedded default (SQLite catalog + local blobs in ./.dataplane/).
 
 It publishes a small model, writes a small dataset, moves an alias, reads both back by
-logical address (every byte verified against the digests recorded at write time), and
-prints a short summary. Run it as often as you like: each run adds new versions.
+logical address (every byte verified against the digests recorded at write time), saves
+two checkpoint steps (one asynchronously) and resumes from the latest, and prints a short
+summary. Run it as often as you like: each run adds new versions.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from rich.console import Console
@@ -57,6 +59,20 @@ def main() -> None:
         console.print(f"read {table.num_rows} verified rows of demo/reviews@train, "
                       f"{positives} positive; lineage of the model: "
                       f"{plane.models.resolve('demo/sentiment@prod').metadata['datasets']}")
+
+        # checkpoints: save two steps (the second asynchronously), then resume from latest
+        state = {"weights": np.ones((256, 256), dtype=np.float32), "step": 0}
+        run = "demo/run"
+        start = (plane.checkpoints.latest(run).step + 1) if plane.checkpoints.latest(run) else 1
+        plane.checkpoints.save(run, start, {**state, "step": start})
+        state["weights"] *= 2
+        handle = plane.checkpoints.save_async(run, start + 1, {**state, "step": start + 1})
+        state["weights"][:] = -1  # safe: save_async already took its snapshot
+        handle.result()
+        resumed = plane.checkpoints.load(run)
+        console.print(f"checkpointed {run} steps {plane.checkpoints.steps(run)[-2:]}; resumed "
+                      f"step {resumed['step']} with weights[0, 0] = "
+                      f"{resumed['weights'][0, 0]} (verified)")
 
         summary = Table("kind", "name", "latest", "digest", "backend")
         for store in (plane.models, plane.datasets):

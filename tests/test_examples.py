@@ -34,3 +34,16 @@ def test_training_example_shards_across_ranks_and_publishes(tmp_path: Path) -> N
     assert "rank 1/2: 5000 rows" in rank1 and "published" not in rank1
     assert "rank 0/2: 5000 rows" in rank0
     assert "published dp://default/models/demo/linear@1" in rank0
+
+
+def test_torch_training_loop_checkpoints_async_and_resumes(tmp_path: Path) -> None:
+    first = run("train_torch.py", tmp_path)
+    assert "last checkpoint: step 30; kept steps [10, 20, 30]" in first
+    second = run("train_torch.py", tmp_path)
+    assert "resumed demo/torch-regression at step 30" in second
+    assert "kept steps [40, 50, 60]" in second
+
+
+def test_demo_checkpoints_and_resumes(tmp_path: Path) -> None:
+    out = run("quickstart.py", tmp_path)
+    assert "checkpointed demo/run steps [1, 2]; resumed step 2" in out

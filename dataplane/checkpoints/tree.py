@@ -61,8 +61,8 @@ def _flatten(node: Any, key: str, names: _Names) -> Spec:
             raise InvalidSourceError("the state must be a mapping or list, not a bare array")
         names.claim(key, node)
         return {"array": key}
-    if isinstance(node, Mapping):
-        return {"dict": {k: _flatten(v, _join(key, k), names) for k, v in node.items()}}
+    if isinstance(node, Mapping):  # pairs keep int keys (optimizer state) as ints
+        return {"dict": [[k, _flatten(v, _join(key, k), names)] for k, v in node.items()]}
     if isinstance(node, list | tuple):
         kind = "list" if isinstance(node, list) else "tuple"
         return {kind: [_flatten(v, _join(key, str(i)), names) for i, v in enumerate(node)]}
@@ -79,9 +79,11 @@ def _flatten(node: Any, key: str, names: _Names) -> Spec:
 
 def _join(prefix: str, segment: Any) -> str:
     """``prefix/segment``; a ``/`` inside a mapping key nests, like a path."""
+    if isinstance(segment, int) and not isinstance(segment, bool):
+        segment = str(segment)
     if not isinstance(segment, str):
-        raise InvalidSourceError(f"mapping keys must be strings, got {segment!r} under "
-                                 f"{prefix or '<root>'!r}")
+        raise InvalidSourceError(f"mapping keys must be strings or integers, got {segment!r} "
+                                 f"under {prefix or '<root>'!r}")
     for part in segment.split("/"):
         if not _SEGMENT.fullmatch(part) or part in (".", ".."):
             raise InvalidSourceError(
@@ -99,7 +101,7 @@ def unflatten(spec: Spec, load: Callable[[str], Any]) -> Any:
         return load(body)
     if kind == "dict":
         out = {}
-        for k, child in body.items():
+        for k, child in body:
             try:
                 out[k] = unflatten(child, load)
             except KeyError:
@@ -118,5 +120,6 @@ def array_keys(spec: Spec) -> list[str]:
     kind, body = next(iter(spec.items()))
     if kind == "array":
         return [body]
-    children = body.values() if kind == "dict" else body if kind in ("list", "tuple") else []
+    children = ([child for _, child in body] if kind == "dict"
+                else body if kind in ("list", "tuple") else [])
     return [key for child in children for key in array_keys(child)]

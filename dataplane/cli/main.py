@@ -25,6 +25,7 @@ from ..errors import (
 )
 from ..names import KINDS
 from .artifacts import COMMANDS
+from .checkpoints import checkpoints
 from .context import plane_of
 
 console = Console(soft_wrap=True)
@@ -116,7 +117,7 @@ def route(ctx: click.Context, kind: str, name: str) -> None:
                   f"({mask_url(plane.config.backends[backend].url)})", highlight=False)
 
 
-for command in COMMANDS:
+for command in [*COMMANDS, checkpoints]:
     cli.add_command(command)
 
 
