@@ -22,6 +22,7 @@ from dataplane.blob.port import (
     RangeRequest,
     SuffixRequest,
 )
+from dataplane.config import mask_url
 from dataplane.errors import ConfigError
 from dataplane.retry import RetryPolicy
 
@@ -35,12 +36,13 @@ class FsspecBlobStore(BlobStore):
     whole_read_options: dict[str, Any] = {}
 
     def __init__(self, fs: Any, url: str, root: str, *, part_size: int = DEFAULT_PART_SIZE,
-                 retry: RetryPolicy | None = None):
+                 retry: RetryPolicy | None = None, endpoint: str | None = None):
         self.fs = fs
         self.url = url
         self.root = root.strip("/")
         self.part_size = part_size
         self.retry = retry or RetryPolicy()
+        self.endpoint = endpoint
 
     # ------------------------------------------------------------------ reads
     def _get(self, key: str, byte_range: ByteRequest | None) -> bytes:
@@ -86,15 +88,18 @@ class FsspecBlobStore(BlobStore):
 
     # ----------------------------------------------------------------- writes
     def _put(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
-        self.fs.pipe_file(self._full(key), bytes(data), chunksize=self.part_size)
+        self.fs.pipe_file(self._full(key), bytes(data), chunksize=self.part_size,
+                          timeout=self._put_timeout(len(data)))
         return ObjectInfo(key=key, size=len(data))
 
     def _put_if_absent(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
-        self.fs.pipe_file(self._full(key), bytes(data), chunksize=self.part_size, mode="create")
+        self.fs.pipe_file(self._full(key), bytes(data), chunksize=self.part_size, mode="create",
+                          timeout=self._put_timeout(len(data)))
         return ObjectInfo(key=key, size=len(data))
 
     def _put_file(self, key: str, path: Path) -> ObjectInfo:
-        self.fs.put_file(str(path), self._full(key), chunksize=self.part_size)
+        self.fs.put_file(str(path), self._full(key), chunksize=self.part_size,
+                         timeout=self._put_timeout(path.stat().st_size))
         return ObjectInfo(key=key, size=path.stat().st_size)
 
     def _delete(self, key: str) -> None:
@@ -108,6 +113,22 @@ class FsspecBlobStore(BlobStore):
         return self._stat(target)
 
     # --------------------------------------------------------------- helpers
+    #: A put that makes no progress must not hang: an endpoint that accepts connections
+    #: but never answers leaves aiohttp waiting on an upload with no read timeout. Each
+    #: attempt gets this base plus time for the bytes at a very slow 1 MB/s.
+    put_timeout_base_s = 10.0
+    put_timeout_rate = 1_000_000
+
+    def _put_timeout(self, size: int) -> float:
+        return self.put_timeout_base_s + size / self.put_timeout_rate
+
+    def _with_endpoint(self, what: str) -> str:
+        """Error context: the operation, plus the endpoint when it is not the default."""
+        return f"{what} (endpoint {mask_url(self.endpoint)})" if self.endpoint else what
+
+    def _where(self, key: str) -> str:
+        return f"{mask_url(self.url).rstrip('/')}/{key}"
+
     def _full(self, key: str) -> str:
         return f"{self.root}/{key}"
 
@@ -136,6 +157,9 @@ def split_bucket_url(url: str, scheme: str) -> str:
     """``s3://bucket/prefix`` -> ``bucket/prefix``; a URL without a bucket is an error."""
     root = url.split("://", 1)[1].strip("/")
     bucket = root.split("/", 1)[0]
+    if "@" in bucket:
+        raise ConfigError(f"{mask_url(url)!r}: put credentials in the backend's options "
+                          "(key/secret, token), not in the URL")
     if len(bucket) < 3:
         raise ConfigError(f"{url!r}: a {scheme}:// URL needs a bucket name of 3+ characters")
     return root

@@ -24,8 +24,8 @@ __all__ = ["GCSBlobStore"]
 
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 #: Tries of gcsfs's own HTTP retry loop. Its default, 6, sleeps 31-36 s in all before it
-#: reports an unreachable endpoint; 4 sleeps 7-10 s.
-GCSFS_TRIES = 4
+#: reports an unreachable endpoint; 3 sleep 3-5 s.
+GCSFS_TRIES = 3
 
 
 class GCSBlobStore(FsspecBlobStore):
@@ -43,14 +43,24 @@ class GCSBlobStore(FsspecBlobStore):
         root = split_bucket_url(url, url.split("://", 1)[0])
         part_size = pop_part_size(options)
         check_options(options, gcsfs.GCSFileSystem, "gs")
+        options.setdefault("requests_timeout", _silent_endpoint_timeout())
         fs = _filesystem_class()(skip_instance_cache=True, use_listings_cache=False, **options)
-        return cls(fs, url, root, part_size=part_size, retry=retry or RetryPolicy(attempts=1))
+        return cls(fs, url, root, part_size=part_size, retry=retry or RetryPolicy(attempts=1),
+                   endpoint=options.get("endpoint_url"))
 
     def _is_unsatisfiable_range(self, error: Exception) -> bool:
         return getattr(error, "code", None) == 416 or "416" in str(error)
 
     def _translate(self, error: Exception, what: str) -> DataplaneError:
-        return translate_gcs_error(error, what)
+        return translate_gcs_error(error, self._with_endpoint(what))
+
+
+def _silent_endpoint_timeout() -> Any:
+    """Per-request socket timeouts (no total, so large transfers are unaffected): an
+    endpoint that accepts connections but never answers fails within ~25 s in all."""
+    import aiohttp
+
+    return aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=6)
 
 
 @functools.cache
@@ -62,8 +72,14 @@ def _filesystem_class() -> Any:
     The download orchestrator gets one try: its requests are already retried, and gcsfs
     would otherwise multiply the two loops.
     """
+    import logging
+
     import gcsfs
     from gcsfs.retry import retry_request
+
+    # gcsfs logs every failed request with a traceback; without this, Python's last-resort
+    # handler prints them all on stderr. Applications that configure logging still see them.
+    logging.getLogger("gcsfs").addHandler(logging.NullHandler())
 
     base = gcsfs.GCSFileSystem
     tries = {"_request": GCSFS_TRIES, "_get_file_request": GCSFS_TRIES,

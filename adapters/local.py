@@ -9,10 +9,12 @@ temporary file in the staging folder, which listings never show.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +41,7 @@ from dataplane.retry import RetryPolicy
 __all__ = ["LocalBlobStore"]
 
 STAGING = ".dataplane-staging"
+STALE_STAGING_S = 24 * 3600.0
 _RENAME_RACE_RETRIES = 5
 
 
@@ -57,6 +60,15 @@ class LocalBlobStore(BlobStore):
         self.url = self.root.as_uri()
         self._staging = self.root / STAGING
         self._staging.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_staging()
+
+    def _remove_stale_staging(self, older_than_s: float = STALE_STAGING_S) -> None:
+        """Delete temp files of writers killed mid-put (no live put runs that long)."""
+        cutoff = time.time() - older_than_s
+        for entry in os.scandir(self._staging):
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
 
     @classmethod
     def from_url(cls, url: str, options: dict[str, Any], retry: RetryPolicy | None

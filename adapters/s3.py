@@ -29,7 +29,7 @@ TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTime
                    "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed"}
 CLIENT_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 5,
-    "read_timeout": 60,
+    "read_timeout": 12,  # a silent endpoint: 2 attempts fit the 20 s retry deadline
     # total_max_attempts counts the first try; botocore's max_attempts counts retries only
     "retries": {"total_max_attempts": 1, "mode": "standard"},
 }
@@ -55,7 +55,8 @@ class S3BlobStore(FsspecBlobStore):
         fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False,
                                config_kwargs=config_kwargs, **options)
         fs.retries = 1  # a class attribute in s3fs; dataplane's policy does the retrying
-        return cls(fs, url, root, part_size=part_size, retry=retry)
+        return cls(fs, url, root, part_size=part_size, retry=retry,
+                   endpoint=options.get("endpoint_url"))
 
     def _list_page(self, prefix: str, start_after: str | None, limit: int) -> list[ObjectInfo]:
         """One real ListObjectsV2 page (or several, when ``limit`` exceeds S3's 1,000)."""
@@ -82,7 +83,7 @@ class S3BlobStore(FsspecBlobStore):
         return _client_error(error)[1] in {"InvalidRange", "416"}
 
     def _translate(self, error: Exception, what: str) -> DataplaneError:
-        return translate_s3_error(error, what)
+        return translate_s3_error(error, self._with_endpoint(what))
 
 
 def _client_error(error: BaseException) -> tuple[int | None, str | None]:

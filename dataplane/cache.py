@@ -32,6 +32,8 @@ from pathlib import Path
 
 __all__ = ["NodeCache"]
 
+STALE_PARTIAL_S = 24 * 3600.0
+
 
 class NodeCache:
     """A content-addressed, process-safe file cache rooted at ``root``."""
@@ -40,6 +42,7 @@ class NodeCache:
         self.root = Path(root).resolve()
         for folder in ("blobs", "views", "partial", "locks"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
+        self.clean_partial(STALE_PARTIAL_S)  # leftovers of processes killed long ago
 
     def blob_path(self, digest: str) -> Path:
         """Where the verified bytes with this ``sha256:`` digest live (may not exist yet)."""
@@ -102,7 +105,11 @@ class NodeCache:
         removed = 0
         cutoff = time.time() - older_than_s
         for entry in (self.root / "partial").iterdir():
-            if entry.lstat().st_mtime < cutoff:
+            try:
+                stale = entry.lstat().st_mtime < cutoff
+            except FileNotFoundError:  # another process cleaned it first
+                continue
+            if stale:
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
                 else:

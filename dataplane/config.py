@@ -63,7 +63,8 @@ class BackendConfig:
 
     def masked_options(self) -> dict[str, Any]:
         """The options with every secret-looking value replaced by ``***``."""
-        return {k: "***" if _is_secret(k) else v for k, v in self.options.items()}
+        return {k: "***" if _is_secret(k) else mask_url(v) if isinstance(v, str) else v
+                for k, v in self.options.items()}
 
     def __repr__(self) -> str:
         return (f"BackendConfig(name={self.name!r}, url={mask_url(self.url)!r}, "
@@ -234,6 +235,9 @@ class _Parser:
         if not isinstance(raw, Mapping) or set(raw) - _RETRY_KEYS:
             allowed = ", ".join(sorted(_RETRY_KEYS))
             raise self.error(key, f"must be a table with keys among {allowed}")
+        bad = [k for k, v in raw.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+        if bad:
+            raise self.error(f"{key}.{bad[0]}", "must be a number")
         try:
             return RetryPolicy(**raw)
         except (TypeError, ValueError) as error:

@@ -108,6 +108,12 @@ class DataPlane:
                 self._stores[backend] = self._open(backend)
             return self._stores[backend]
 
+    def check_backends(self) -> None:
+        """Open every configured backend (no I/O), so option errors surface now, each
+        naming the file and the backend's key."""
+        for backend in self.config.backends:
+            self.store(backend)
+
     def route(self, kind: str, name: str, tenant: str | None = None) -> str:
         """The backend that new bytes of ``tenant/kind/name`` go to."""
         tenant = check_tenant(tenant or self.tenant)
@@ -141,7 +147,8 @@ class DataPlane:
         try:
             return open_store(spec.url, dict(spec.options), spec.retry)
         except ConfigError as error:
-            raise type(error)(f"backend {backend!r}: {error}") from error
+            source = str(self.config.source) if self.config.source else None
+            raise type(error)(error.reason, file=source, key=f"backends.{backend}") from error
 
 
 def connect(config: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None

@@ -60,7 +60,10 @@ def collect_sources(source: Path) -> list[tuple[str, Path]]:
 
 
 def _check_link(path: Path, root: Path) -> None:
-    target = path.resolve()
+    try:
+        target = path.resolve(strict=True)
+    except (RuntimeError, OSError) as error:  # a loop, or a link to nothing
+        raise InvalidSourceError(f"symlink {path} cannot be followed: {error}") from None
     if not target.is_relative_to(root):
         raise InvalidSourceError(f"symlink {path} points outside the source folder ({target})")
     if target.is_dir():

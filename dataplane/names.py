@@ -31,6 +31,7 @@ KINDS: tuple[Kind, ...] = ("models", "datasets", "checkpoints", "features")
 SCHEME = "dp://"
 MAX_NAME_LENGTH = 200
 MAX_KEY_BYTES = 1024
+MAX_VERSION = 2**31 - 1  # the catalog's integer column
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NAME_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -129,9 +130,11 @@ def parse_ref(text: str) -> Ref:
     if text == "latest":
         return LATEST
     if text.isdigit():
+        if not text.isascii():
+            raise InvalidNameError(text, "version numbers use the digits 0-9")
         number = int(text)
-        if number < 1:
-            raise InvalidNameError(text, "version numbers start at 1")
+        if not 1 <= number <= MAX_VERSION:
+            raise InvalidNameError(text, f"version numbers run from 1 to {MAX_VERSION}")
         return Ref("version", number)
     if text.startswith("sha256:"):
         if not _DIGEST.fullmatch(text):

@@ -98,6 +98,6 @@ def test_missing_extra_names_the_backend_and_the_install_line(workdir: Path) -> 
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=workdir, check=True).stdout
-    assert "MISSING: backend 'lake'" in out
+    assert "MISSING: backends.lake: s3:// URLs need the 's3fs' package" in out
     assert "pip install 'dataplane[s3]'" in out
     assert issubclass(MissingDependencyError, ConfigError)

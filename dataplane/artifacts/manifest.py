@@ -106,7 +106,9 @@ class Manifest:
 
     def select(self, paths: Sequence[str] | None) -> tuple[FileEntry, ...]:
         """The entries for ``paths`` (all of them for ``None``)."""
-        return self.files if paths is None else tuple(self.file(p) for p in paths)
+        if paths is None:
+            return self.files
+        return tuple(self.file(p) for p in dict.fromkeys(paths))  # once each, in order
 
     def to_json(self) -> dict[str, Any]:
         return {"files": [entry.to_json() for entry in self.files], "extra": dict(self.extra)}

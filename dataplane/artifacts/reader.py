@@ -41,6 +41,8 @@ class VerifiedReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._entry.size}
+        if whence not in base:
+            raise ValueError(f"invalid whence {whence} (use 0, 1 or 2)")
         position = base[whence] + offset
         if position < 0:
             raise ValueError(f"negative seek position {position}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import builtins  # ArtifactStore.list shadows the builtin inside the class body
 import io
+import json
 import os
 import shutil
 import time
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..blob import BlobStore
 from ..cache import NodeCache
 from ..catalog import AliasChange, VersionRecord
-from ..errors import ConflictError, NotFoundError
+from ..errors import ConflictError, InvalidSourceError, NotFoundError
 from ..identity import current_actor
 from ..names import Address, Kind, check_alias, check_name
 from .manifest import DEFAULT_CHUNK_SIZE, FileEntry, Manifest, hash_stream
@@ -226,7 +227,10 @@ class ArtifactStore:
                      extra: Mapping[str, Any] | None = None) -> Version:
         """Hash, upload and commit ``(path in version, local file)`` pairs as a new version."""
         name = check_name(name)
+        if isinstance(aliases, str):  # one alias given as a bare string
+            aliases = [aliases]
         aliases = [check_alias(alias) for alias in aliases]
+        metadata = _json_metadata(metadata)
         backend = self.plane.route(self.kind, name)
         store = self.plane.store(backend)
         staged = [_stat_source(path, local) for path, local in sources]
@@ -241,7 +245,7 @@ class ArtifactStore:
         manifest = Manifest.build(entries, extra)
         record = self.plane.catalog.commit_version(
             self.plane.tenant, self.kind, name, digest=manifest.digest,
-            manifest=manifest.to_json(), metadata=dict(metadata or {}),
+            manifest=manifest.to_json(), metadata=metadata,
             created_by=current_actor(), locations=[(backend, self.prefix(name))],
             aliases=aliases,
         )
@@ -275,6 +279,16 @@ def _stat_source(path: str, local: Path) -> _Source:
     except FileNotFoundError:
         raise ConflictError(f"source file {local} was removed during publish; "
                             "nothing was committed") from None
+
+
+def _json_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Metadata as stored: it must be JSON (no NaN), checked before any byte moves."""
+    value = dict(metadata or {})
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidSourceError(f"metadata must be plain JSON values: {error}") from None
+    return value
 
 
 def _check_unchanged(staged: Sequence[_Source]) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..blob import BlobStore, RangeRequest
 from ..cache import NodeCache
-from ..errors import IntegrityError, NotFoundError
+from ..errors import IntegrityError
 from .manifest import FileEntry
 
 __all__ = ["DEFAULT_WORKERS", "Progress", "download_to_cache", "upload_files"]
@@ -123,23 +123,18 @@ def _fetch_whole(store: BlobStore, entry: FileEntry, path: Path, describe: Descr
 
 def upload_files(store: BlobStore, files: Sequence[tuple[FileEntry, Path]],
                  workers: int = DEFAULT_WORKERS, progress: Progress = _no_progress) -> None:
-    """Upload each local file to its entry's key in parallel, skipping keys already stored
-    with the same size (keys are content-addressed, so equal key and size mean equal bytes
-    unless the store was tampered with, which every read detects)."""
+    """Upload each local file to its entry's key, in parallel.
+
+    Keys are content-addressed, yet an existing object is uploaded again rather than
+    skipped: the write refreshes its age, so a concurrent ``gc`` (which spares objects
+    younger than its grace period) cannot delete it between this upload and the commit
+    that will reference it, and a damaged copy is repaired.
+    """
     def upload(entry: FileEntry, path: Path) -> None:
-        _upload_one(store, entry, path)
+        store.put_file(entry.key, path)
         progress(entry.size)
 
     _run_all(workers, [partial(upload, entry, path) for entry, path in files])
-
-
-def _upload_one(store: BlobStore, entry: FileEntry, path: Path) -> None:
-    try:
-        if store.stat(entry.key).size == entry.size:
-            return
-    except NotFoundError:
-        pass
-    store.put_file(entry.key, path)
 
 
 def _run_all(workers: int, calls: Sequence[Callable[[], None]]) -> None:

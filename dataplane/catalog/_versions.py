@@ -175,6 +175,7 @@ def list_names(
     records = [
         NameRecord(tenant, row.kind, row.name, row.created_at, row.latest)
         for row in conn.execute(stmt)
+        if not prefix or row.name.startswith(prefix)  # SQLite's LIKE ignores case
     ]
     return sorted(records, key=lambda record: (record.kind, record.name))
 

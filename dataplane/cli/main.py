@@ -49,7 +49,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except DataplaneError as error:
             errors = Console(stderr=True, soft_wrap=True)
-            errors.print(f"[red]error:[/red] {error}", highlight=False)
+            errors.print("error:", style="red", end=" ")
+            errors.print(str(error), markup=False, highlight=False)
             sys.exit(exit_code_for(error))
 
 
@@ -88,6 +89,7 @@ def config_show(ctx: click.Context) -> None:
 def config_check(ctx: click.Context) -> None:
     """Validate the config and open the catalog; exit 2 with the reason if it is invalid."""
     plane = plane_of(ctx)
+    plane.check_backends()
     console.print(f"ok: catalog schema v{plane.catalog.schema_version}, "
                   f"{len(plane.config.backends)} backend(s)")
 

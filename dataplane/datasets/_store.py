@@ -227,7 +227,20 @@ def _partition_columns(partition_by: str | Sequence[str] | None, schema: pa.Sche
     if columns and len(columns) == len(schema.names):
         raise InvalidSourceError("partition_by cannot take every column; "
                                  "at least one must remain in the files")
-    nested = [c for c in columns if pa.types.is_nested(schema.field(c).type)]
-    if nested:
-        raise InvalidSourceError(f"cannot partition by nested columns: {nested}")
+    unsupported = [f"{c} ({schema.field(c).type})" for c in columns
+                   if not _partitionable(schema.field(c).type)]
+    if unsupported:
+        raise InvalidSourceError(
+            f"cannot partition by {', '.join(unsupported)}: partition columns must be "
+            "strings, integers, booleans, dates or timestamps (values become folder names)"
+        )
     return columns
+
+
+def _partitionable(kind: pa.DataType) -> bool:
+    """Types whose values survive a round trip through a hive folder name."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+                or pa.types.is_date(kind) or pa.types.is_timestamp(kind))
