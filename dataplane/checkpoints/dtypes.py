@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import InvalidSourceError, MissingDependencyError
 
-__all__ = ["StoredArray", "from_stored", "to_stored"]
+__all__ = ["StoredArray", "describe", "from_stored", "to_stored"]
 
 _ZARR_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                 "uint64", "float16", "float32", "float64", "complex64", "complex128"}
@@ -43,6 +43,21 @@ def to_stored(key: str, value: Any, *, copy: bool = False) -> StoredArray:
         kind = "numpy-scalar" if isinstance(value, np.generic) else "numpy"
         return StoredArray(data, array.dtype.name, kind)
     return _torch_to_stored(key, value, copy)
+
+
+def describe(key: str, value: Any) -> tuple[str, str, tuple[int, ...]]:
+    """``(real dtype, framework, shape)`` of an array leaf, without copying it; refuses a
+    dtype that checkpoints do not store, as :func:`to_stored` would."""
+    if isinstance(value, np.ndarray | np.generic):
+        array = np.asarray(value)
+        _check_numpy_dtype(key, array.dtype)
+        kind = "numpy-scalar" if isinstance(value, np.generic) else "numpy"
+        return array.dtype.name, kind, array.shape
+    name = str(value.dtype).removeprefix("torch.")
+    if name not in _ZARR_DTYPES and name not in _TORCH_BITS:
+        raise InvalidSourceError(f"tensor {key!r} has dtype torch.{name} which checkpoints "
+                                 "do not store")
+    return name, "torch", tuple(int(n) for n in value.shape)
 
 
 def _check_numpy_dtype(key: str, dtype: np.dtype[Any]) -> None:
@@ -90,6 +105,11 @@ def from_stored(data: np.ndarray, dtype: str, framework: str) -> Any:
     if dtype in _TORCH_BITS:
         signed = {"uint16": torch.int16, "uint8": torch.uint8}[_TORCH_BITS[dtype]]
         raw = data.view(np.int16) if _TORCH_BITS[dtype] == "uint16" else data
-        return torch.from_numpy(np.ascontiguousarray(raw)).view(signed).view(
-            getattr(torch, dtype))
-    return torch.from_numpy(np.ascontiguousarray(data))
+        return torch.from_numpy(_c_order(raw)).view(signed).view(getattr(torch, dtype))
+    return torch.from_numpy(_c_order(data))
+
+
+def _c_order(data: np.ndarray) -> np.ndarray:
+    """``data`` as a C-contiguous array of the same shape (``np.ascontiguousarray`` would
+    turn a 0-d array into shape ``(1,)``)."""
+    return data if data.flags.c_contiguous else np.array(data, order="C")

@@ -30,7 +30,7 @@ from ..errors import IntegrityError
 from .layout import MANIFEST, ArrayLayout, group_metadata, intermediate_groups, padded_chunk
 
 __all__ = ["ByteBudget", "IOSettings", "read_arrays", "read_region", "write_arrays",
-           "write_group"]
+           "write_group", "write_metadata"]
 
 
 @dataclass(frozen=True)
@@ -106,28 +106,39 @@ def _batches(layouts: Iterable[ArrayLayout], settings: IOSettings
 
 # ----------------------------------------------------------------------------- writing
 def write_arrays(store: BlobStore, prefix: str, arrays: dict[str, np.ndarray],
-                 layouts: dict[str, ArrayLayout], settings: IOSettings
+                 layouts: dict[str, ArrayLayout], settings: IOSettings, *,
+                 origins: dict[str, tuple[int, ...]] | None = None, metadata: bool = True
                  ) -> dict[str, dict[str, int]]:
-    """Write every chunk and array ``zarr.json``; returns crc32 per chunk key, per array."""
+    """Write every chunk and array ``zarr.json``; returns crc32 per chunk key, per array.
+
+    For arrays split across ranks (:mod:`.distributed`): ``origins[key]`` says that
+    ``arrays[key]`` (and its ``layouts[key]``, of the local shape) is the block of the global
+    array that starts at that chunk index, so its chunks are named by their global index;
+    with ``metadata=False`` no ``zarr.json`` is written (the committing rank writes them).
+    """
     checksums: dict[str, dict[str, int]] = {key: {} for key in arrays}
+    origins = origins or {}
     lock = threading.Lock()
     budget = ByteBudget(settings.max_inflight_bytes)
 
     def put_chunk(layout: ArrayLayout, index: tuple[int, ...]) -> None:
         nbytes = int(np.prod(layout.chunks)) * arrays[layout.key].itemsize
+        origin = origins.get(layout.key)
+        name = tuple(i + o for i, o in zip(index, origin, strict=True)) if origin else index
         budget.acquire(nbytes)
         try:
             chunk = padded_chunk(arrays[layout.key], layout, index)
             view = memoryview(chunk.data).cast("B") if chunk.size else memoryview(b"")
             checksum = crc32(view)
-            store.put(f"{prefix}/{layout.chunk_key(index)}", view)
+            store.put(f"{prefix}/{layout.chunk_key(name)}", view)
         finally:
             budget.release(nbytes)
         with lock:
-            checksums[layout.key][_suffix(layout, index)] = checksum
+            checksums[layout.key][_suffix(layout, name)] = checksum
 
     def put_metadata(layout: ArrayLayout) -> None:
-        store.put(f"{prefix}/{layout.key}/zarr.json", _json_bytes(layout.metadata()))
+        if metadata:
+            _put_metadata(store, prefix, layout)
 
     def put_small(batch: list[ArrayLayout]) -> None:
         for layout in batch:
@@ -143,6 +154,17 @@ def write_arrays(store: BlobStore, prefix: str, arrays: dict[str, np.ndarray],
     calls += [partial(put_small, batch) for batch in small]
     run_parallel(calls, settings.workers)
     return checksums
+
+
+def write_metadata(store: BlobStore, prefix: str, layouts: Iterable[ArrayLayout],
+                   settings: IOSettings) -> None:
+    """Every array's ``zarr.json`` (for arrays written with ``metadata=False``)."""
+    run_parallel([partial(_put_metadata, store, prefix, layout) for layout in layouts],
+                 settings.workers)
+
+
+def _put_metadata(store: BlobStore, prefix: str, layout: ArrayLayout) -> None:
+    store.put(f"{prefix}/{layout.key}/zarr.json", _json_bytes(layout.metadata()))
 
 
 def write_group(store: BlobStore, prefix: str, attributes: dict[str, Any],
@@ -212,10 +234,16 @@ def read_arrays(store: BlobStore, prefix: str, layouts: list[ArrayLayout],
 
 
 def read_region(store: BlobStore, prefix: str, layout: ArrayLayout, checksums: dict[str, int],
-                region: tuple[slice, ...], settings: IOSettings, what: str) -> np.ndarray:
-    """The ``region`` of one array, reading only the chunks that overlap it."""
+                region: tuple[slice, ...], settings: IOSettings, what: str,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """The ``region`` of one array (into ``out``, of the region's shape and the stored
+    dtype, where given), reading only the chunks that overlap it."""
     shape = tuple(r.stop - r.start for r in region)
-    out = np.empty(shape, dtype=np.dtype(layout.stored_dtype))
+    dtype = np.dtype(layout.stored_dtype)
+    target = np.empty(shape, dtype=dtype) if out is None else out
+    if target.shape != shape or target.dtype != dtype:
+        raise ValueError(f"read_region: out has shape {target.shape} dtype {target.dtype}, "
+                         f"the region needs {shape} {dtype}")
 
     def load(index: tuple[int, ...]) -> None:
         chunk = _fetch_chunk(store, prefix, layout, index, checksums, what)
@@ -226,8 +254,8 @@ def read_region(store: BlobStore, prefix: str, layout: ArrayLayout, checksums: d
                                                                        strict=True))
         dst = tuple(slice(a - r.start, b - r.start) for a, b, r in zip(lo, hi, region,
                                                                        strict=True))
-        out[dst] = chunk[src]
+        target[dst] = chunk[src]
 
     run_parallel([partial(load, index) for index in layout.overlapping(region)],
                  settings.workers)
-    return out
+    return target

@@ -13,12 +13,16 @@ A checkpoint is ``(run, step)``. Save, in this order:
 
 A crash anywhere before 4 leaves a prefix no catalog entry points at: never loaded, and
 removed by :meth:`CheckpointStore.gc`. Every load verifies each chunk's crc32.
+
+Under torch.distributed, ``save`` is collective and ``load`` into a template of
+:class:`~.shard.Shard` leaves reads each rank's region: see :mod:`.distributed`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -32,12 +36,19 @@ import numpy as np
 from ..blob import BlobStore
 from ..catalog import VersionRecord
 from ..config import mask_url
-from ..errors import AlreadyExistsError, IntegrityError, InvalidSourceError, NotFoundError
+from ..errors import (
+    AlreadyExistsError,
+    IntegrityError,
+    InvalidSourceError,
+    NotFoundError,
+    NotSupportedError,
+)
 from ..identity import current_actor
 from ..names import check_name
 from .dtypes import StoredArray, from_stored, stored_dtype, to_stored
 from .io import IOSettings, read_arrays, read_region, write_arrays, write_group
 from .layout import FORMAT_VERSION, MANIFEST, ArrayLayout, chunk_shape_for
+from .shard import Shard
 from .tree import array_keys, flatten, unflatten
 
 if TYPE_CHECKING:
@@ -108,13 +119,31 @@ class CheckpointStore:
         self.retention = retention or Retention()
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dp-ckpt-async")
         self._in_flight: dict[str, Future[Checkpoint]] = {}
+        self._run_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- saving
     def save(self, run: str, step: int, state: Any, *,
-             metadata: Mapping[str, Any] | None = None) -> Checkpoint:
-        """Save ``state`` as ``(run, step)``; visible only once everything is durable."""
+             metadata: Mapping[str, Any] | None = None, group: Any = None,
+             collective: bool | None = None) -> Checkpoint:
+        """Save ``state`` as ``(run, step)``; visible only once everything is durable.
+
+        Across ranks (:mod:`.distributed`): when torch.distributed is initialized with more
+        than one rank, or ``group`` (a process group) is given, or ``collective=True``, this
+        is a collective call — every rank of the group calls it with its part of the state
+        (:class:`Shard` leaves for split tensors), each writes its own chunks, rank 0 commits
+        once all have written, and every rank returns the same checkpoint (or raises).
+        ``collective=False`` saves from this process alone (e.g. ``if rank == 0: save(...)``).
+        """
+        from . import distributed
+
+        _check_metadata(metadata)
+        ranks = distributed.ranks_for(group, collective)
+        if ranks is not None:
+            return distributed.save(self, ranks, run, step, state, metadata)
         arrays, spec = flatten(state)
+        if distributed.has_shards(arrays):  # a single process holding every shard
+            return distributed.save(self, distributed.ALONE, run, step, state, metadata)
         stored = {key: to_stored(key, value) for key, value in arrays.items()}
         return self._save(run, step, stored, spec, metadata)
 
@@ -125,19 +154,28 @@ class CheckpointStore:
         When this returns, the caller may mutate or free ``state``: what is written is the
         state as it was at the call. At most one save per run is in flight: a second call
         for the same run first waits for the previous one to finish (its errors surface
-        from that save's own handle).
+        from that save's own handle). It is never collective: under torch.distributed, call
+        it from one rank; a state with :class:`Shard` leaves is refused.
         """
         run = check_name(run)
-        with self._lock:
+        _check_step(step)
+        _check_metadata(metadata)
+        with self._run_lock(run):  # one caller per run from here to registration
             previous = self._in_flight.get(run)
-        if previous is not None:
-            previous.exception()  # wait; the error belongs to the earlier handle
-        arrays, spec = flatten(state)
-        snapshot = {key: to_stored(key, value, copy=True) for key, value in arrays.items()}
-        future = self._async.submit(self._save, run, step, snapshot, spec, metadata)
-        with self._lock:
+            if previous is not None:
+                previous.exception()  # wait; the error belongs to the earlier handle
+            arrays, spec = flatten(state)
+            if any(isinstance(value, Shard) for value in arrays.values()):
+                raise NotSupportedError("save_async does not take Shard leaves: save a "
+                                        "state split across ranks with save(), on every rank")
+            snapshot = {key: to_stored(key, value, copy=True) for key, value in arrays.items()}
+            future = self._async.submit(self._save, run, step, snapshot, spec, metadata)
             self._in_flight[run] = future
         return SaveHandle(future)
+
+    def _run_lock(self, run: str) -> threading.Lock:
+        with self._lock:
+            return self._run_locks.setdefault(run, threading.Lock())
 
     def _save(self, run: str, step: int, stored: dict[str, StoredArray], spec: dict[str, Any],
               metadata: Mapping[str, Any] | None) -> Checkpoint:
@@ -146,19 +184,35 @@ class CheckpointStore:
         self._refuse_existing(run, step)
         backend = self.plane.route("checkpoints", run)
         store = self.plane.store(backend)
-        prefix = f"{self._run_prefix(run)}/step-{step:010d}-{uuid.uuid4().hex[:8]}"
+        prefix = self._new_prefix(run, step)
         layouts = {key: self._layout(key, s) for key, s in stored.items()}
         checksums = write_arrays(store, prefix, {k: s.data for k, s in stored.items()},
                                  layouts, self.settings)
+        return self._commit(run, step, backend, prefix, layouts, checksums, spec, metadata)
+
+    def _new_prefix(self, run: str, step: int) -> str:
+        return f"{self._run_prefix(run)}/step-{step:010d}-{uuid.uuid4().hex[:8]}"
+
+    def _commit(self, run: str, step: int, backend: str, prefix: str,
+                layouts: dict[str, ArrayLayout], checksums: dict[str, dict[str, int]],
+                spec: dict[str, Any], metadata: Mapping[str, Any] | None,
+                sharding: dict[str, Any] | None = None) -> Checkpoint:
+        """Steps 3-5 once every chunk is written: the group ``zarr.json`` and the manifest
+        (with ``sharding``, where the arrays were split across ranks), the catalog commit,
+        retention."""
+        store = self.plane.store(backend)
         manifest = _manifest(run, step, layouts, checksums)
         attributes = {"dataplane": {"format": FORMAT_VERSION, "run": run, "step": step,
                                     "spec": spec, "metadata": dict(metadata or {})}}
+        extra = {} if sharding is None else {"sharding": sharding}
+        manifest.update(extra)
+        attributes["dataplane"].update(extra)
         write_group(store, prefix, attributes, list(layouts.values()), manifest)
         self._refuse_existing(run, step)
         record = self.plane.catalog.commit_version(
             self.plane.tenant, "checkpoints", run, digest=_digest(manifest),
             manifest={"step": step, "prefix": prefix, "spec": spec,
-                      "arrays": manifest["arrays"]},
+                      "arrays": manifest["arrays"], **extra},
             metadata={**dict(metadata or {}), "step": step}, created_by=current_actor(),
             locations=[(backend, prefix)],
         )
@@ -183,13 +237,24 @@ class CheckpointStore:
         raw = checkpoint.record.manifest
         layouts = _layouts(raw)
         spec = raw["spec"]
+        if template is not None and _has_shard_leaf(template):
+            from .distributed import load_into  # each Shard reads only its region
+
+            def no_arrays(key: str) -> Any:
+                raise KeyError(key)
+
+            return _overlay_plain(load_into(self, checkpoint, template),
+                                  unflatten(spec, no_arrays))
         wanted = self._wanted(checkpoint, layouts, keys)
         into = _template_buffers(template, layouts) if template is not None else {}
+        if template is not None:  # read only what the template holds
+            held = set(flatten(template)[0])
+            wanted = [k for k in wanted if k in held]
         store, prefix = self._store_of(checkpoint)
         data = read_arrays(store, prefix, [layouts[k] for k in wanted], _checksums(raw),
                            self.settings, f"checkpoint {run}@{checkpoint.step}", into)
         if template is not None:
-            return _fill_template(template, data, layouts)
+            return _fill_template(template, data, layouts, spec)
 
         def load_one(key: str) -> Any:
             if key not in data:
@@ -210,8 +275,10 @@ class CheckpointStore:
         store, prefix = self._store_of(checkpoint)
         part = read_region(store, prefix, layout, _checksums(checkpoint.record.manifest)[key],
                            slices, self.settings, f"checkpoint {run}@{checkpoint.step}")
-        part = part[tuple(0 if s else slice(None) for s in squeeze)]
-        return from_stored(np.ascontiguousarray(part), layout.dtype, layout.framework)
+        # reshape, not indexing: indexing a 0-d result gives a numpy scalar, and
+        # np.ascontiguousarray turns that into shape (1,)
+        part = part.reshape(tuple(n for n, s in zip(part.shape, squeeze, strict=True) if not s))
+        return from_stored(part, layout.dtype, layout.framework)
 
     def verify(self, run: str, step: int | str = "latest") -> Checkpoint:
         """Re-read every chunk of a checkpoint and check every checksum."""
@@ -271,7 +338,10 @@ class CheckpointStore:
             store = self.plane.store(backend)
             root = self._run_prefix(run) + "/"
             for info in list(store.list(root)):
-                base = root + info.key[len(root):].split("/", 1)[0]
+                folder, inside, _ = info.key[len(root):].partition("/")
+                if not inside or not _STEP_FOLDER.fullmatch(folder):
+                    continue  # not a save's folder: a nested run's (``run/sub``) objects
+                base = root + folder
                 age = time.time() - info.modified.timestamp() if info.modified else 0.0
                 if base not in live and age >= grace_period_s:
                     store.delete(info.key)
@@ -325,6 +395,25 @@ class CheckpointStore:
 
 
 # ------------------------------------------------------------------- module helpers
+#: The folder of one save attempt under the run's prefix (see ``_new_prefix``).
+_STEP_FOLDER = re.compile(r"step-\d{10,}-[0-9a-f]{8}")
+
+
+def _has_shard_leaf(template: Any) -> bool:
+    arrays, _ = flatten(template)
+    return any(isinstance(value, Shard) for value in arrays.values())
+
+
+def _check_metadata(metadata: Mapping[str, Any] | None) -> None:
+    """Refuse metadata that cannot be stored (JSON, no nan/infinity) before any write:
+    otherwise it fails only after every chunk is written, with a bare TypeError."""
+    try:
+        json.dumps(dict(metadata or {}), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidSourceError(f"checkpoint metadata must be JSON (str keys; None, bool, "
+                                 f"int, finite float, str, lists, dicts): {error}") from error
+
+
 def _check_step(step: int) -> None:
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise InvalidSourceError(f"step must be a non-negative integer, got {step!r}")
@@ -394,8 +483,9 @@ def _template_buffers(template: Any, layouts: dict[str, ArrayLayout]) -> dict[st
 
 
 def _fill_template(template: Any, data: dict[str, np.ndarray],
-                   layouts: dict[str, ArrayLayout]) -> Any:
-    """The template's tree with every array replaced by (or filled with) the loaded data."""
+                   layouts: dict[str, ArrayLayout], saved_spec: dict[str, Any]) -> Any:
+    """The template's tree with every array replaced by (or filled with) the loaded data,
+    and every plain value the checkpoint also holds (at the same path) taken from it."""
     arrays, spec = flatten(template)
 
     def load(key: str) -> Any:
@@ -410,4 +500,21 @@ def _fill_template(template: Any, data: dict[str, np.ndarray],
             return value
         return loaded
 
-    return unflatten(spec, load)
+    def no_arrays(key: str) -> Any:
+        raise KeyError(key)
+
+    return _overlay_plain(unflatten(spec, load), unflatten(saved_spec, no_arrays))
+
+
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def _overlay_plain(mine: Any, saved: Any) -> Any:
+    """``mine`` with each plain value replaced by the plain value ``saved`` has there."""
+    if isinstance(mine, dict) and isinstance(saved, dict):
+        return {k: _overlay_plain(v, saved[k]) if k in saved else v for k, v in mine.items()}
+    if isinstance(mine, list | tuple) and type(saved) is type(mine) and len(saved) == len(mine):
+        return type(mine)(_overlay_plain(m, s) for m, s in zip(mine, saved, strict=True))
+    if isinstance(mine, _PLAIN) and isinstance(saved, _PLAIN):
+        return saved
+    return mine

@@ -1,7 +1,8 @@
 """Flatten a training state into named arrays and plain values, and build it back.
 
 A state is a nested mapping (string keys) and lists/tuples whose leaves are numpy arrays,
-numpy scalars, torch tensors, or plain values (None, bool, int, float, str). Arrays are
+numpy scalars, torch tensors, :class:`~dataplane.checkpoints.shard.Shard` pieces of a
+tensor split across ranks, or plain values (None, bool, int, float, str). Arrays are
 named by their path, segments joined with ``/`` (``model/layers/0/weight``); plain values
 and the shape of the tree travel in a JSON description (``spec``) stored with the
 checkpoint. Anything else is refused with :class:`~dataplane.errors.InvalidSourceError`
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidSourceError
+from .shard import Shard
 
 __all__ = ["Spec", "flatten", "is_array", "unflatten"]
 
@@ -56,7 +58,7 @@ class _Names:
 
 
 def _flatten(node: Any, key: str, names: _Names) -> Spec:
-    if is_array(node):
+    if is_array(node) or isinstance(node, Shard):  # a Shard is stored as one global array
         if not key:
             raise InvalidSourceError("the state must be a mapping or list, not a bare array")
         names.claim(key, node)
@@ -95,7 +97,8 @@ def _join(prefix: str, segment: Any) -> str:
 
 def unflatten(spec: Spec, load: Callable[[str], Any]) -> Any:
     """Rebuild the tree; ``load(key)`` returns the array stored under ``key`` (or raises
-    ``KeyError`` for arrays that were not asked for, which are then left out)."""
+    ``KeyError`` for arrays that were not asked for, which are then left out of mappings
+    and are ``None`` in lists and tuples, so the other items keep their positions)."""
     kind, body = next(iter(spec.items()))
     if kind == "array":
         return load(body)
@@ -108,11 +111,18 @@ def unflatten(spec: Spec, load: Callable[[str], Any]) -> Any:
                 continue
         return out
     if kind in ("list", "tuple"):
-        items = [unflatten(child, load) for child in body]
+        items = [_unflatten_item(child, load) for child in body]
         return items if kind == "list" else tuple(items)
     if kind == "float":
         return float(body)
     return body
+
+
+def _unflatten_item(spec: Spec, load: Callable[[str], Any]) -> Any:
+    try:
+        return unflatten(spec, load)
+    except KeyError:  # an array not asked for: a hole, not the end of the whole list
+        return None
 
 
 def array_keys(spec: Spec) -> list[str]:
