@@ -72,9 +72,13 @@ def _torch_to_stored(key: str, tensor: Any, copy: bool) -> StoredArray:
     name = str(tensor.dtype).removeprefix("torch.")
     host = tensor.detach()
     if host.device.type != "cpu":
-        host = host.to("cpu")
-        copy = False  # the device-to-host transfer already made a private copy
-    host = host.contiguous()
+        host = host.to("cpu")  # the device-to-host transfer is a private copy
+    elif not host.is_contiguous():
+        host = host.contiguous()  # so is making it contiguous
+    elif copy:
+        # A snapshot: torch's clone uses every core and plain pages, where numpy's copy of
+        # a large array runs on one core and asks for huge pages (slow right after I/O).
+        host = host.clone()
     if name in _TORCH_BITS:
         bits = getattr(torch, {"uint16": "int16", "uint8": "uint8"}[_TORCH_BITS[name]])
         data = host.view(bits).numpy().view(_TORCH_BITS[name])
@@ -83,7 +87,7 @@ def _torch_to_stored(key: str, tensor: Any, copy: bool) -> StoredArray:
     else:
         raise InvalidSourceError(f"tensor {key!r} has dtype torch.{name} which checkpoints "
                                  "do not store")
-    return StoredArray(data.copy() if copy else data, name, "torch")
+    return StoredArray(data, name, "torch")
 
 
 def stored_dtype(real: str) -> str:
