@@ -46,6 +46,7 @@ from typing import Any
 # 60 s gRPC timeout (see shared/ENVIRONMENT.md).
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 
+from _report import render
 from _servers import fake_gcs_server, moto_server
 
 import dataplane
@@ -301,19 +302,6 @@ def measure(case: Case, data: bytes, repeat: int) -> list[Row]:
 
 
 # ----------------------------------------------------------------------- output
-def render(header: tuple[str, ...], body: list[tuple[str, ...]], right: set[int]) -> str:
-    lines = [header, *body]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-
-    def fmt(line: tuple[str, ...]) -> str:
-        cells = [c.rjust(w) if i in right else c.ljust(w)
-                 for i, (c, w) in enumerate(zip(line, widths, strict=True))]
-        return "| " + " | ".join(cells) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([fmt(header), rule, *map(fmt, body)])
-
-
 def table(rows: list[Row]) -> str:
     """The result: medians, their ratio and the verdict."""
     header = ("backend", "op", "raw MB/s", "port MB/s", "ratio", "verdict")
@@ -322,7 +310,7 @@ def table(rows: list[Row]) -> str:
          r.verdict() if r.judged else "(reference)")
         for r in rows
     ]
-    return render(header, body, {2, 3, 4})
+    return render(header, body, {0, 1, 5})
 
 
 def diagnostics(rows: list[Row]) -> str:
@@ -336,7 +324,7 @@ def diagnostics(rows: list[Row]) -> str:
         body.append((r.backend, r.op, f"{statistics.median(paired):.3f}",
                      f"{min(paired):.2f}..{max(paired):.2f}", f"{spread:.0%}",
                      f"{r.cpu_ratio():.3f}"))
-    return render(header, body, {2, 3, 4, 5})
+    return render(header, body, {0, 1})
 
 
 def adapters_folder() -> str:

@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -51,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed.checkpoint as dcp
+from _report import render
 from _servers import moto_server
 
 import dataplane
@@ -269,7 +271,7 @@ class Residency:
 
 
 # ---------------------------------------------------------------------------- peers
-class Peer:
+class Peer(ABC):
     """A way to save a state (returning a token naming what was written), load it back,
     list the local files it wrote, and discard it."""
 
@@ -277,17 +279,17 @@ class Peer:
     short = ""
     plain = True  # whether it stores the state's plain values too (raw peers: bytes only)
 
-    def save(self, state: dict[str, Any]) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def save(self, state: dict[str, Any]) -> Any: ...
 
-    def load(self, token: Any) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def load(self, token: Any) -> dict[str, Any]: ...
 
-    def files(self, token: Any) -> list[Path]:
-        raise NotImplementedError
+    @abstractmethod
+    def files(self, token: Any) -> list[Path]: ...
 
-    def discard(self, token: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def discard(self, token: Any) -> None: ...
 
 
 class FolderPeer(Peer):
@@ -823,20 +825,6 @@ class Row:
     target: str
     verdict: str  # "ok", "MISS", "reference", "reported"
     detail: dict[str, Any] = field(default_factory=dict)
-
-
-def render(header: tuple[str, ...], body: list[tuple[str, ...]], left: set[int]) -> str:
-    """A Markdown table; columns in ``left`` are left-aligned, the others right-aligned."""
-    lines = [header, *body]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-
-    def fmt(line: tuple[str, ...]) -> str:
-        cells = [c.ljust(w) if i in left else c.rjust(w)
-                 for i, (c, w) in enumerate(zip(line, widths, strict=True))]
-        return "| " + " | ".join(cells) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([fmt(header), rule, *map(fmt, body)])
 
 
 def speed_row(measure: str, dp: Samples, peer: Samples, size: int, target: float | None,

@@ -69,6 +69,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from _report import render
 
 import dataplane
 from dataplane.facade import DataPlane
@@ -462,20 +463,6 @@ def run_stream(peer: str, total_bytes: int, parent: str | None) -> dict[str, Any
 
 
 # ------------------------------------------------------------------------- reporting
-def render(header: tuple[str, ...], body: list[tuple[str, ...]], left: set[int]) -> str:
-    """A Markdown table; columns in ``left`` are left-aligned, the others right-aligned."""
-    lines = [header, *body]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-
-    def fmt(line: tuple[str, ...]) -> str:
-        cells = [c.ljust(w) if i in left else c.rjust(w)
-                 for i, (c, w) in enumerate(zip(line, widths, strict=True))]
-        return "| " + " | ".join(cells) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([fmt(header), rule, *map(fmt, body)])
-
-
 def paired(dp: Samples, raw: Samples) -> list[float]:
     """dataplane/raw speed of each repetition (the two ran back to back)."""
     return [r / d for d, r in zip(dp.seconds, raw.seconds, strict=True)]

@@ -44,6 +44,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from _report import render
 from _servers import moto_server
 
 import dataplane
@@ -203,20 +204,6 @@ class Bench:
 
 
 # ------------------------------------------------------------------------- reporting
-def render(header: tuple[str, ...], body: list[tuple[str, ...]], left: set[int]) -> str:
-    """A Markdown table; columns in ``left`` are left-aligned, the others right-aligned."""
-    lines = [header, *body]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-
-    def fmt(line: tuple[str, ...]) -> str:
-        cells = [c.ljust(w) if i in left else c.rjust(w)
-                 for i, (c, w) in enumerate(zip(line, widths, strict=True))]
-        return "| " + " | ".join(cells) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([fmt(header), rule, *map(fmt, body)])
-
-
 def compare(bench: Bench, peer: Samples) -> dict[str, Any]:
     mb = bench.size / 1e6
     ratio = bench.dataplane.median() / peer.median()  # = dataplane MB/s / peer MB/s
