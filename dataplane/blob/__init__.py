@@ -9,6 +9,7 @@ from .port import (
     OffsetRequest,
     RangeRequest,
     SuffixRequest,
+    WriteBatch,
 )
 from .registry import known_schemes, open_store, register_adapter
 
@@ -21,6 +22,7 @@ __all__ = [
     "OffsetRequest",
     "RangeRequest",
     "SuffixRequest",
+    "WriteBatch",
     "known_schemes",
     "open_store",
     "register_adapter",

@@ -23,6 +23,9 @@ checks them):
   missing key is a no-op.
 - ``list`` yields :class:`ObjectInfo` in ascending key order for keys that start with the
   given string prefix (a plain string prefix, as in S3, not a directory).
+- ``get_into`` fills the caller's buffer with exactly the bytes ``get`` would return.
+- Objects written through :meth:`BlobStore.write_batch` are durable once the batch's
+  ``commit`` returns (see :mod:`.batch` for what holds before that).
 """
 
 from __future__ import annotations
@@ -39,12 +42,14 @@ from ..errors import (
     AlreadyExistsError,
     BackendError,
     DataplaneError,
+    IntegrityError,
     NotFoundError,
     PermissionDeniedError,
     TransientError,
 )
 from ..names import check_key
 from ..retry import RetryPolicy, call_with_retry
+from .batch import WriteBatch
 
 __all__ = [
     "BlobStore",
@@ -55,6 +60,7 @@ __all__ = [
     "OffsetRequest",
     "RangeRequest",
     "SuffixRequest",
+    "WriteBatch",
 ]
 
 T = TypeVar("T")
@@ -149,6 +155,18 @@ class BlobStore(ABC):
         """The object's bytes, or the requested range of them."""
         check_key(key)
         return self._call(f"get {self._where(key)}", lambda: self._get(key, byte_range))
+
+    def get_into(self, key: str, out: memoryview) -> int:
+        """Read the whole object into the start of ``out`` and return its size, without
+        an intermediate copy where the adapter can (local files are read in place). An
+        object larger than ``out`` raises ``IntegrityError`` and ``out`` is undefined."""
+        check_key(key)
+        view = out.cast("B") if out.format != "B" or out.ndim != 1 else out
+        return self._call(f"get {self._where(key)}", lambda: self._get_into(key, view))
+
+    def write_batch(self) -> WriteBatch:
+        """A batch of writes made durable together by its ``commit`` (see :mod:`.batch`)."""
+        return WriteBatch(self)
 
     def put(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
         """Store ``data`` under ``key`` atomically, replacing any previous object."""
@@ -268,6 +286,13 @@ class BlobStore(ABC):
         path.write_bytes(data)
         return ObjectInfo(key=key, size=len(data))
 
+    def _get_into(self, key: str, out: memoryview) -> int:
+        """Default: ``_get`` the object and copy it. Adapters override to read in place."""
+        data = self._get(key, None)
+        check_fits(self._where(key), len(data), len(out))
+        out[: len(data)] = data
+        return len(data)
+
     def _translate(self, error: Exception, what: str) -> DataplaneError:
         """Map a backend exception to the project's hierarchy. Adapters extend this."""
         return translate_os_error(error, what)
@@ -299,6 +324,12 @@ def translate_os_error(error: Exception, what: str) -> DataplaneError:
     if isinstance(error, ConnectionError | TimeoutError):
         return TransientError(f"{what}: {type(error).__name__}: {error}")
     return BackendError(f"{what}: {type(error).__name__}: {error}")
+
+
+def check_fits(where: str, size: int, room: int) -> None:
+    """``get_into``'s size check: the object must fit the caller's buffer."""
+    if size > room:
+        raise IntegrityError(where, f"at most {room} bytes", f"{size} bytes")
 
 
 def slice_for(byte_range: ByteRequest | None, size: int) -> slice:

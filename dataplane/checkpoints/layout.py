@@ -5,7 +5,8 @@
     <prefix>/zarr.json                      group: attributes (spec, plain values, metadata)
                                             and consolidated metadata of every array
     <prefix>/<key>/zarr.json                one array per tensor, at the path of its key
-    <prefix>/<key>/c/<i>/<j>...             its chunks (regular grid, '/' separated keys)
+    <prefix>/<key>/c.<i>.<j>...             its chunks (regular grid, '.' separated keys:
+                                            one folder per array, not one per chunk row)
     <prefix>/dataplane-manifest.json        written LAST: keys, shapes, dtypes, per-chunk
                                             crc32 checksums; its presence marks completeness
 
@@ -27,7 +28,7 @@ import numpy as np
 __all__ = ["MANIFEST", "ArrayLayout", "chunk_shape_for", "group_metadata"]
 
 MANIFEST = "dataplane-manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: "." chunk key separator, recorded per array (1 used "/")
 
 
 def chunk_shape_for(shape: tuple[int, ...], itemsize: int, chunk_bytes: int) -> tuple[int, ...]:
@@ -53,6 +54,7 @@ class ArrayLayout:
     chunks: tuple[int, ...]
     dtype: str  # the real dtype
     framework: str
+    separator: str = "."  # chunk key separator; checkpoints of format 1 used "/"
 
     @property
     def grid(self) -> tuple[int, ...]:
@@ -63,7 +65,9 @@ class ArrayLayout:
         return itertools.product(*(range(n) for n in self.grid))
 
     def chunk_key(self, index: tuple[int, ...]) -> str:
-        return f"{self.key}/c/{'/'.join(map(str, index))}" if index else f"{self.key}/c"
+        """zarr v3's ``default`` chunk key encoding: ``c`` then the index, joined."""
+        sep = self.separator
+        return f"{self.key}/c{sep}{sep.join(map(str, index))}" if index else f"{self.key}/c"
 
     def chunk_region(self, index: tuple[int, ...]) -> tuple[slice, ...]:
         """The part of the array chunk ``index`` covers (clipped at the edges)."""
@@ -85,7 +89,8 @@ class ArrayLayout:
             "zarr_format": 3, "node_type": "array", "shape": list(self.shape),
             "data_type": self.stored_dtype,
             "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(self.chunks)}},
-            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "chunk_key_encoding": {"name": "default",
+                                   "configuration": {"separator": self.separator}},
             "fill_value": fill,
             "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
             "attributes": {"dataplane": {"dtype": self.dtype, "framework": self.framework}},
@@ -94,12 +99,13 @@ class ArrayLayout:
 
     def to_json(self) -> dict[str, Any]:
         return {"shape": list(self.shape), "stored_dtype": self.stored_dtype,
-                "chunks": list(self.chunks), "dtype": self.dtype, "framework": self.framework}
+                "chunks": list(self.chunks), "dtype": self.dtype, "framework": self.framework,
+                "separator": self.separator}
 
     @classmethod
     def from_json(cls, key: str, raw: dict[str, Any]) -> ArrayLayout:
         return cls(key, tuple(raw["shape"]), raw["stored_dtype"], tuple(raw["chunks"]),
-                   raw["dtype"], raw["framework"])
+                   raw["dtype"], raw["framework"], raw.get("separator", "/"))
 
 
 def padded_chunk(data: np.ndarray, layout: ArrayLayout, index: tuple[int, ...]) -> np.ndarray:

@@ -42,6 +42,7 @@ from ..errors import (
     AlreadyExistsError,
     ConflictError,
     DataplaneError,
+    IntegrityError,
     InvalidNameError,
     NotFoundError,
 )
@@ -461,6 +462,46 @@ class BlobStoreConformance:
             assert keys_of(store) == ["p"]
             assert store.get("p") == b"short"
 
+    # ----------------------------------------------------- get_into, write batches
+    def test_get_into_fills_the_buffer_and_returns_the_size(self, store: BlobStore) -> None:
+        store.put("k", _SMALL)
+        buffer = bytearray(len(_SMALL) + 7)
+        assert store.get_into("k", memoryview(buffer)) == len(_SMALL)
+        assert bytes(buffer[: len(_SMALL)]) == _SMALL
+
+    def test_get_into_an_exact_numpy_buffer(self, store: BlobStore) -> None:
+        import numpy as np
+
+        values = np.arange(1000, dtype=np.float64)
+        store.put("array", values.tobytes())
+        out = np.zeros(1000, dtype=np.float64)
+        assert store.get_into("array", out.view(np.uint8).data) == values.nbytes
+        assert np.array_equal(out, values)
+
+    def test_get_into_a_buffer_too_small_raises(self, store: BlobStore) -> None:
+        store.put("k", _SMALL)
+        with pytest.raises(IntegrityError):
+            store.get_into("k", memoryview(bytearray(len(_SMALL) - 1)))
+
+    def test_get_into_of_missing_key_raises_not_found(self, store: BlobStore) -> None:
+        with pytest.raises(NotFoundError):
+            store.get_into("missing", memoryview(bytearray(8)))
+
+    def test_write_batch_objects_are_readable_after_commit(self, store: BlobStore) -> None:
+        batch = store.write_batch()
+        payloads = {f"batch/{i:03d}/c.0": bytes([i % 251]) * (i * 37) for i in range(60)}
+        parallel(lambda item: batch.put(*item), list(payloads.items()), self.threads)
+        batch.put("batch/zarr.json", memoryview(b'{"zarr_format": 3}'))
+        batch.commit()
+        assert keys_of(store, "batch/") == sorted([*payloads, "batch/zarr.json"])
+        for key, payload in payloads.items():
+            assert store.get(key) == payload
+        assert store.get("batch/zarr.json") == b'{"zarr_format": 3}'
+
+    def test_empty_write_batch_commits(self, store: BlobStore) -> None:
+        store.write_batch().commit()
+        assert keys_of(store) == []
+
     # -------------------------------------------------------------- invalid keys
     @pytest.mark.parametrize("key", INVALID_KEYS, ids=lambda key: repr(key)[:12])
     def test_invalid_key_is_refused_before_storage(
@@ -484,6 +525,8 @@ class BlobStoreConformance:
             lambda: store.put_file(key, source), lambda: store.get_file(key, target),
             lambda: store.stat(key), lambda: store.exists(key), lambda: store.delete(key),
             lambda: store.copy(key, "valid-copy"), lambda: store.copy("valid", key),
+            lambda: store.get_into(key, memoryview(bytearray(8))),
+            lambda: store.write_batch().put(key, b"x"),
         ]
 
     # ------------------------------------------------------------------- errors
@@ -499,6 +542,8 @@ class BlobStoreConformance:
             (NotFoundError, lambda: store.put_file("k", tmp_path / "missing")),
             (AlreadyExistsError, lambda: store.put_if_absent("exists", b"y")),
             (InvalidNameError, lambda: store.get("../escape")),
+            (NotFoundError, lambda: store.get_into("missing", memoryview(bytearray(1)))),
+            (IntegrityError, lambda: store.get_into("exists", memoryview(bytearray(0)))),
         ]
         for error_class, operation in expected:
             with pytest.raises(DataplaneError) as caught:

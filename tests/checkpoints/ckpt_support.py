@@ -109,12 +109,11 @@ class CkptSite:
         out: dict[str, tuple[str, str]] = {}
         for key in self.keys(prefix):
             rel = key[len(prefix):]
-            owners = [a for a in checkpoint.keys if rel == f"{a}/c" or rel.startswith(f"{a}/c/")]
+            owners = [a for a in checkpoint.keys if rel == f"{a}/c" or rel.startswith(f"{a}/c.")]
             if not owners:
                 continue  # zarr.json files and the manifest
             array = max(owners, key=len)
-            rest = rel[len(array) + 2:].lstrip("/")
-            out[key] = (array, rest.replace("/", ".") or "0")
+            out[key] = (array, rel[len(array) + 3:] or "0")
         return out
 
     def step_prefixes(self, run: str) -> set[str]:

@@ -78,7 +78,7 @@ def test_gc_removes_torn_prefixes_only_after_the_grace(ckpt_plane: DataPlane,
     kept = ckpts.save("gc", 1, small(1))
     root = f"{TENANT}/checkpoints/gc"
     torn = f"{root}/step-0000000002-deadbeef"  # a save that died before its commit
-    ckpt_site.write(f"{torn}/w/c/0/0", b"\0" * 48)
+    ckpt_site.write(f"{torn}/w/c.0.0", b"\0" * 48)
     ckpt_site.write(f"{torn}/w/zarr.json", b"{}")
     ckpt_site.write(f"{torn}/dataplane-manifest.json", b"{}")
     ckpt_site.write(f"{root}-sibling/keep", b"another run whose name starts the same")
@@ -117,7 +117,7 @@ def test_gc_of_a_run_leaves_nested_runs_alone(ckpt_plane: DataPlane,
     outer = ckpts.save("exp", 1, small(1))
     inner = ckpts.save("exp/seed0", 1, small(2))
     torn = f"{TENANT}/checkpoints/exp/step-0000000002-0badcafe"
-    ckpt_site.write(f"{torn}/w/c/0/0", b"\0" * 48)
+    ckpt_site.write(f"{torn}/w/c.0.0", b"\0" * 48)
 
     assert ckpts.gc("exp", grace_period_s=0) == [torn]
     assert ckpts.gc("exp/seed0", grace_period_s=0) == []

@@ -270,7 +270,7 @@ def test_template_mismatch_is_an_error(saved: CheckpointStore) -> None:
 
 def test_a_shard_reads_only_its_chunks(saved: CheckpointStore, tmp_path: Path) -> None:
     prefix = saved.checkpoint("run", 1).record.manifest["prefix"]
-    chunk = tmp_path / "blobs" / prefix / "model/w0/c/7/0"  # the last row
+    chunk = tmp_path / "blobs" / prefix / "model/w0/c.7.0"  # the last row
     chunk.chmod(0o644)
     chunk.write_bytes(b"\xff" * len(chunk.read_bytes()))
     first = Shard(torch.zeros(7, 6), (8, 6), (0, 0))

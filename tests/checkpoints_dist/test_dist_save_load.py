@@ -120,7 +120,7 @@ def test_loads_on_two_ranks_each_its_half(site: dict[str, Any]) -> None:
 
 def test_each_rank_reads_only_its_region(site: dict[str, Any], saved: Checkpoint) -> None:
     """A corrupt chunk in rank 1's half of w0: rank 0 never reads it, rank 1 fails on it."""
-    chunk = Path(saved.url.removeprefix("file://")) / "model/w0/c/6/0"  # row 6 of 8
+    chunk = Path(saved.url.removeprefix("file://")) / "model/w0/c.6.0"  # row 6 of 8
     original = chunk.read_bytes()
     chunk.chmod(0o644)
     chunk.write_bytes(bytes([original[0] ^ 0xFF]) + original[1:])
