@@ -292,6 +292,24 @@ class Peer(ABC):
     def discard(self, token: Any) -> None: ...
 
 
+class InMemoryCopy(Peer):
+    """The reference for ``save_async``: a ``clone()`` of every tensor, nothing stored."""
+
+    label = short = "clone"
+
+    def save(self, state: dict[str, Any]) -> dict[str, Any]:
+        return clone_state(state)
+
+    def load(self, token: Any) -> dict[str, Any]:
+        return dict(token)
+
+    def files(self, token: Any) -> list[Path]:
+        return []
+
+    def discard(self, token: Any) -> None:
+        pass
+
+
 class FolderPeer(Peer):
     """Writes each save into a fresh folder under ``root``."""
 
@@ -589,7 +607,7 @@ class LocalBench:
         self.residency = Residency()
         self.async_block = Samples(self.dataplane, "save_async blocking")
         self.async_total: list[float] = []
-        self.clone = Samples(Peer(), "clone")
+        self.clone = Samples(InMemoryCopy(), "clone")
         self.split: dict[str, float] = {}
 
     def close(self) -> None:

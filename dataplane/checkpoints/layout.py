@@ -17,6 +17,7 @@ as zarr v3 requires.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterator
@@ -81,7 +82,11 @@ class ArrayLayout:
         return itertools.product(*ranges)
 
     def metadata(self) -> dict[str, Any]:
-        """The array's zarr v3 ``zarr.json``."""
+        """The array's zarr v3 ``zarr.json`` (built once per layout; do not mutate it)."""
+        return self._metadata
+
+    @functools.cached_property
+    def _metadata(self) -> dict[str, Any]:
         fill: Any = False if self.stored_dtype == "bool" else 0
         if self.stored_dtype.startswith("complex"):
             fill = [0.0, 0.0]

@@ -362,6 +362,8 @@ class CheckpointStore:
         return f"{self.plane.tenant}/checkpoints/{run}"
 
     def _apply_retention(self, run: str) -> None:
+        if self.retention == Retention():
+            return  # keeps everything: no need to list the steps
         for step in self.retention.doomed(self.steps(run)):
             self.delete(run, step)
 

@@ -73,3 +73,18 @@ def test_zarr_reads_a_region_equal_to_dataplane_read(rich_saved: RichSaved) -> N
     np.testing.assert_array_equal(group["grid2d"][2:5, 70:140],
                                   store.read("rich", 7, "grid2d", (slice(2, 5), slice(70, 140))))
     np.testing.assert_array_equal(group["numpy/int16"][-1], state["numpy"]["int16"][-1])
+
+
+def test_format_1_layouts_keep_their_slash_separated_chunk_keys() -> None:
+    """Checkpoints written before format 2 recorded no separator and used '/'; their
+    layouts must still name the chunks that are on storage."""
+    from dataplane.checkpoints.layout import ArrayLayout
+
+    legacy = {"shape": [10, 4], "stored_dtype": "float32", "chunks": [5, 4],
+              "dtype": "float32", "framework": "numpy"}
+    old = ArrayLayout.from_json("model/w", legacy)
+    assert old.chunk_key((1, 0)) == "model/w/c/1/0"
+    assert old.metadata()["chunk_key_encoding"]["configuration"]["separator"] == "/"
+    new = ArrayLayout.from_json("model/w", old.to_json() | {"separator": "."})
+    assert new.chunk_key((1, 0)) == "model/w/c.1.0"
+    assert ArrayLayout.from_json("model/w", new.to_json()) == new
