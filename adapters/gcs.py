@@ -31,7 +31,8 @@ GCSFS_TRIES = 3
 class GCSBlobStore(FsspecBlobStore):
     """Objects under ``<bucket>/<prefix>/`` of a GCS (or emulated GCS) service."""
 
-    capabilities = Capabilities(atomic_put_if_absent=True, server_side_copy=True)
+    capabilities = Capabilities(atomic_put_if_absent=True, server_side_copy=True,
+                                request_concurrency=32)
 
     @classmethod
     def from_url(cls, url: str, options: dict[str, Any], retry: RetryPolicy | None

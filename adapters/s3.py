@@ -38,7 +38,8 @@ CLIENT_DEFAULTS: dict[str, Any] = {
 class S3BlobStore(FsspecBlobStore):
     """Objects under ``<bucket>/<prefix>/`` of an S3 (or S3-compatible) service."""
 
-    capabilities = Capabilities(atomic_put_if_absent=True, server_side_copy=True)
+    capabilities = Capabilities(atomic_put_if_absent=True, server_side_copy=True,
+                                request_concurrency=32)
     # One GET per whole read: s3fs splits objects over its 50 MiB block size into ranged
     # GETs that are not pinned to one ETag, so an overwrite between them tore the read.
     whole_read_options = {"max_concurrency": 1}

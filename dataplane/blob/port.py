@@ -124,11 +124,15 @@ class Capabilities:
     - ``server_side_copy``: ``copy`` moves no bytes through this process.
     - ``atomic_rename``: the backend can rename a prefix atomically (local disk), so a
       commit can be a rename rather than a marker written last.
+    - ``request_concurrency``: how many requests in flight suit the backend, the default
+      for parallel transfers: a few for a local disk, dozens for an object store, where
+      each small request mostly waits on the network.
     """
 
     atomic_put_if_absent: bool
     server_side_copy: bool
     atomic_rename: bool = False
+    request_concurrency: int = 8
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,15 @@ class IOSettings:
     """Chunking and concurrency; defaults suit local disk and object stores alike."""
 
     chunk_bytes: int = 16 * 2**20
-    workers: int = 8
+    workers: int | None = None  # None: the backend's ``capabilities.request_concurrency``
     max_inflight_bytes: int = 256 * 2**20
     small_bytes: int = 2**20
     batch_bytes: int = 8 * 2**20
+
+
+def workers_for(settings: IOSettings, store: BlobStore) -> int:
+    """The pool size for ``store``: the setting, or the backend's suggested concurrency."""
+    return settings.workers or store.capabilities.request_concurrency
 
 
 class ByteBudget:
@@ -102,7 +107,7 @@ def _batches(layouts: Iterable[ArrayLayout], settings: IOSettings
             continue
         current.append(layout)
         size += nbytes
-        if size >= settings.batch_bytes or len(current) >= 256:
+        if size >= settings.batch_bytes or len(current) >= 32:
             batches.append(current)
             current, size = [], 0
     if current:
@@ -159,7 +164,7 @@ def write_arrays(store: BlobStore, prefix: str, arrays: dict[str, np.ndarray],
     ]
     calls += [partial(put_metadata, layout) for layout in large]
     calls += [partial(put_small, group) for group in small]
-    run_parallel(calls, settings.workers)
+    run_parallel(calls, workers_for(settings, store))
     batch.commit()
     return checksums
 
@@ -169,7 +174,7 @@ def write_metadata(store: BlobStore, prefix: str, layouts: Iterable[ArrayLayout]
     """Every array's ``zarr.json`` (for arrays written with ``metadata=False``)."""
     batch = store.write_batch()
     run_parallel([partial(_put_metadata, batch, prefix, layout) for layout in layouts],
-                 settings.workers)
+                 workers_for(settings, store))
     batch.commit()
 
 
@@ -258,7 +263,7 @@ def read_arrays(store: BlobStore, prefix: str, layouts: list[ArrayLayout],
         partial(load, layout, index) for layout in large for index in layout.chunk_indices()
     ]
     calls += [partial(load_small, batch) for batch in small]
-    run_parallel(calls, settings.workers)
+    run_parallel(calls, workers_for(settings, store))
     return {key: value for key, value in out.items() if value is not None}
 
 
@@ -286,5 +291,5 @@ def read_region(store: BlobStore, prefix: str, layout: ArrayLayout, checksums: d
         target[dst] = chunk[src]
 
     run_parallel([partial(load, index) for index in layout.overlapping(region)],
-                 settings.workers)
+                 workers_for(settings, store))
     return target
