@@ -1,0 +1,22 @@
+"""Checkpoint I/O settings: the pool size defaults to what each backend suits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dataplane.blob import open_store
+from dataplane.checkpoints.io import IOSettings, workers_for
+from dataplane.testing.servers import Endpoint, create_s3_bucket, s3_options
+
+
+def test_local_disk_gets_a_small_pool_unless_set(tmp_path: Path) -> None:
+    with open_store(tmp_path.as_uri()) as store:
+        assert workers_for(IOSettings(), store) == 8
+        assert workers_for(IOSettings(workers=3), store) == 3
+
+
+def test_object_stores_get_a_wide_pool(s3_endpoint: Endpoint) -> None:
+    bucket = create_s3_bucket(s3_endpoint.endpoint_url)
+    with open_store(f"s3://{bucket}/ckpt", s3_options(s3_endpoint.endpoint_url)) as store:
+        assert workers_for(IOSettings(), store) == 32
+        assert workers_for(IOSettings(workers=2), store) == 2
