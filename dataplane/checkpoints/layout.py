@@ -33,13 +33,19 @@ FORMAT_VERSION = 2  # 2: "." chunk key separator, recorded per array (1 used "/"
 
 
 def chunk_shape_for(shape: tuple[int, ...], itemsize: int, chunk_bytes: int) -> tuple[int, ...]:
-    """Split the leading dimensions until a chunk holds at most about ``chunk_bytes``."""
+    """Split the leading dimensions until a chunk holds at most about ``chunk_bytes``.
+
+    The split dimension is divided evenly (7375 rows in chunks of at most 1024 become 8
+    chunks of 922, not 7 of 1024 and one of 207), since zarr pads the edge chunk to the
+    full chunk shape on storage: even chunks write almost no padding.
+    """
     chunk = list(shape)
     for dim in range(len(shape)):
         inner = itemsize * math.prod(chunk[dim + 1:])
         if inner * chunk[dim] <= chunk_bytes:
             break
-        chunk[dim] = max(1, chunk_bytes // max(inner, 1))
+        most = max(1, chunk_bytes // max(inner, 1))
+        chunk[dim] = math.ceil(shape[dim] / math.ceil(shape[dim] / most))
         if chunk[dim] > 1 or inner <= chunk_bytes:
             break
     return tuple(max(1, c) for c in chunk)

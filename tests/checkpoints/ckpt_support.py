@@ -208,7 +208,7 @@ def rich_state(seed: int = 0) -> dict[str, Any]:
             "fortran": fortran,
             "negative_stride": base1d[::-1][:100],
         },
-        "grid2d": rng.standard_normal((6, 200)),  # chunks (1, 64): a 6 x 4 grid
+        "grid2d": rng.standard_normal((6, 197)),  # chunks (1, 50): a 6 x 4 grid, 47 at the edge
         "zero_d": {"f": np.array(3.5), "b": np.array(True), "u8": np.array(7, np.uint8),
                    "c": np.array(1 - 2j, np.complex64)},
         "empty": {"rows": np.zeros((0, 3), np.float32), "cols": np.zeros((4, 0), np.int16),
