@@ -14,6 +14,8 @@ from .errors import (
     ConflictError,
     DataplaneError,
     IntegrityError,
+    InvalidDefinitionError,
+    InvalidEntityKeyError,
     InvalidNameError,
     InvalidSourceError,
     MissingDependencyError,
@@ -24,6 +26,7 @@ from .errors import (
     SchemaMismatchError,
     TransientError,
     UnknownBackendError,
+    UnknownFeatureError,
 )
 from .facade import DataPlane, connect
 from .names import Address, Ref, parse_address
@@ -42,6 +45,8 @@ __all__ = [
     "DataPlane",
     "DataplaneError",
     "IntegrityError",
+    "InvalidDefinitionError",
+    "InvalidEntityKeyError",
     "InvalidNameError",
     "InvalidSourceError",
     "MissingDependencyError",
@@ -54,6 +59,7 @@ __all__ = [
     "SchemaMismatchError",
     "TransientError",
     "UnknownBackendError",
+    "UnknownFeatureError",
     "__version__",
     "connect",
     "load_config",

@@ -30,12 +30,15 @@ from .errors import ConfigError, InvalidNameError, UnknownBackendError
 from .names import check_tenant
 from .retry import RetryPolicy
 
-__all__ = ["BackendConfig", "Config", "Route", "load_config", "mask_url"]
+__all__ = ["BackendConfig", "Config", "FeaturesConfig", "Route", "load_config", "mask_url"]
 
 ENV_VAR = "DATAPLANE_CONFIG"
 DEFAULT_FILE = "dataplane.toml"
 DEFAULT_DIR = ".dataplane"
-_TOP_KEYS = {"catalog", "defaults", "backends", "routes", "cache"}
+_TOP_KEYS = {"catalog", "defaults", "backends", "routes", "cache", "features"}
+_FEATURE_KEYS = {"adapter", "dir", "online_url", "registry", "project"}
+FEATURE_ADAPTERS = ("native", "feast")
+_ONLINE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")
 CACHE_ENV_VAR = "DATAPLANE_CACHE_DIR"
 _RETRY_KEYS = {"attempts", "deadline_s", "initial_wait_s", "max_wait_s"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -80,6 +83,35 @@ class Route:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """The ``[features]`` section: which adapter serves ``plane.features`` and where.
+
+    ``dir`` holds dataplane's record of applied definitions and, by default, the embedded
+    online store (``sqlite:///<dir>/online.db``) and Feast's repository. ``online_url`` is
+    ``sqlite:///path`` or ``redis://host:port/db``; ``registry`` is Feast's registry (a
+    file path or an SQL URL; the native adapter needs none); ``project`` namespaces the
+    online values (default: the tenant).
+    """
+
+    adapter: str = "native"
+    dir: Path = field(default_factory=lambda: (Path.cwd() / DEFAULT_DIR / "features").resolve())
+    online_url: str | None = None
+    registry: str | None = None
+    project: str = "default"
+
+    @property
+    def online(self) -> str:
+        """The online store URL, defaulting to the embedded SQLite file in ``dir``."""
+        return self.online_url or f"sqlite:///{self.dir / 'online.db'}"
+
+    def __repr__(self) -> str:
+        online = mask_url(self.online_url) if self.online_url else None
+        registry = mask_url(self.registry) if self.registry else None
+        return (f"FeaturesConfig(adapter={self.adapter!r}, dir={str(self.dir)!r}, "
+                f"online_url={online!r}, registry={registry!r}, project={self.project!r})")
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated configuration; build it with :func:`load_config`."""
 
@@ -90,6 +122,7 @@ class Config:
     routes: tuple[Route, ...] = ()
     source: Path | None = None
     cache_dir: Path = field(default_factory=lambda: default_cache_dir(Path.cwd()))
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
 
     def __repr__(self) -> str:
         return (f"Config(source={self.source}, catalog_url={mask_url(self.catalog_url)!r}, "
@@ -115,7 +148,8 @@ def default_config(base: Path) -> Config:
     root = (base / DEFAULT_DIR).resolve()
     local = BackendConfig("local", (root / "blobs").as_uri())
     return Config(f"sqlite:///{root / 'catalog.db'}", "default", "local", {"local": local},
-                  cache_dir=default_cache_dir(base))
+                  cache_dir=default_cache_dir(base),
+                  features=FeaturesConfig(dir=root / "features"))
 
 
 def default_cache_dir(base: Path) -> Path:
@@ -181,6 +215,7 @@ class _Parser:
             routes=self.routes(raw.get("routes", []), backends),
             source=self.source,
             cache_dir=self.cache_dir(raw),
+            features=self.features(raw, self.tenant(defaults)),
         )
 
     # ------------------------------------------------------------- sections
@@ -197,6 +232,31 @@ class _Parser:
         if "dir" not in cache:
             return default_cache_dir(self.base)
         return (self.base / Path(self.string(cache, "cache.dir")).expanduser()).resolve()
+
+    def features(self, raw: Mapping[str, Any], tenant: str) -> FeaturesConfig:
+        section = self.table(raw, "features", _FEATURE_KEYS)
+        adapter = self.string(section, "features.adapter", "native")
+        if adapter not in FEATURE_ADAPTERS:
+            raise self.error("features.adapter", f"unknown feature adapter {adapter!r} "
+                             f"(known: {', '.join(FEATURE_ADAPTERS)})")
+        folder = Path(self.string(section, "features.dir", f"{DEFAULT_DIR}/features"))
+        online = self.string(section, "features.online_url") if "online_url" in section else None
+        if online is not None:
+            online = self.online_url(online)
+        registry = self.string(section, "features.registry") if "registry" in section else None
+        if registry is not None and "://" not in registry:
+            registry = str((self.base / Path(registry).expanduser()).resolve())
+        project = self.string(section, "features.project", tenant.replace("-", "_"))
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,63}", project):
+            raise self.error("features.project", f"{project!r} must be 1-63 of A-Z a-z 0-9 _")
+        return FeaturesConfig(adapter, (self.base / folder.expanduser()).resolve(), online,
+                              registry, project)
+
+    def online_url(self, url: str) -> str:
+        if not url.startswith(_ONLINE_SCHEMES):
+            raise self.error("features.online_url", f"unsupported online store "
+                             f"{mask_url(url)!r} (use sqlite:///path or redis://host:port/db)")
+        return self.sqlite_url(url) if url.startswith("sqlite:///") else url
 
     def tenant(self, defaults: Mapping[str, Any]) -> str:
         tenant = self.string(defaults, "defaults.tenant", "default")

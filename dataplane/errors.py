@@ -11,7 +11,10 @@ so code above the blob port only ever sees this hierarchy::
     ├── InvalidNameError (400)               a name, address, ref or key breaks a rule
     ├── InvalidSourceError (400)             data given to publish/write is unusable
     │   └── SchemaMismatchError (400)        a dataset's schema differs from the required one
+    ├── InvalidDefinitionError (400)         feature definitions contradict themselves
+    ├── InvalidEntityKeyError (400)          entity rows miss a join key, add one, or mistype it
     ├── NotFoundError (404)                  no such object, name, version or alias
+    │   └── UnknownFeatureError (404)        no such feature, feature view or feature service
     ├── AlreadyExistsError (409)             put-if-absent on an existing key, ...
     ├── ConflictError (409)                  the state changed under a concurrent writer
     ├── PreconditionFailedError (412)        a conditional request did not hold
@@ -37,6 +40,8 @@ __all__ = [
     "ConflictError",
     "DataplaneError",
     "IntegrityError",
+    "InvalidDefinitionError",
+    "InvalidEntityKeyError",
     "InvalidNameError",
     "InvalidSourceError",
     "MissingDependencyError",
@@ -47,6 +52,7 @@ __all__ = [
     "SchemaMismatchError",
     "TransientError",
     "UnknownBackendError",
+    "UnknownFeatureError",
 ]
 
 
@@ -106,6 +112,25 @@ class NotFoundError(DataplaneError):
     """The object, name, version or alias does not exist."""
 
     http_status = 404
+
+
+class InvalidDefinitionError(DataplaneError):
+    """Feature definitions are inconsistent: a view names an undefined entity, a service an
+    undefined feature, two objects share a name, a dtype or TTL is not understood."""
+
+    http_status = 400
+
+
+class InvalidEntityKeyError(DataplaneError):
+    """Entity rows given to a feature lookup lack a join key the features need, carry a key
+    no requested view has, or hold a value of the wrong type; the message names the key."""
+
+    http_status = 400
+
+
+class UnknownFeatureError(NotFoundError):
+    """A feature reference names a feature view, feature or feature service that is not
+    applied; the message names it and what exists instead."""
 
 
 class AlreadyExistsError(DataplaneError):

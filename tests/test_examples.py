@@ -47,3 +47,15 @@ def test_torch_training_loop_checkpoints_async_and_resumes(tmp_path: Path) -> No
 def test_demo_checkpoints_and_resumes(tmp_path: Path) -> None:
     out = run("quickstart.py", tmp_path)
     assert "checkpointed demo/run steps [1, 2]; resumed step 2" in out
+
+
+def test_demo_serves_features_online_and_point_in_time(tmp_path: Path) -> None:
+    out = run("quickstart.py", tmp_path)
+    assert "online {'driver_id': [1001, 1002], 'trips': [5, 7], 'rating': [4.7, 4.9]}" in out
+    assert "driver 1001 trips 1 h ago = 3, now = 5" in out
+
+
+def test_features_example_runs_on_the_native_adapter(tmp_path: Path) -> None:
+    out = run("features.py", tmp_path)
+    assert "online: {'driver_id': [1001, 1002, 9], 'trips': [12, 4, None]" in out
+    assert "training set:" in out

@@ -2,6 +2,8 @@
 
 - :mod:`dataplane.testing.blob`: ``BlobStoreConformance``, the suite every blob adapter
   passes (needs ``pytest``);
+- :mod:`dataplane.testing.features`: ``FeatureStoreConformance``, the suite every feature
+  adapter passes (needs ``pytest``);
 - :mod:`dataplane.testing.servers`: real HTTP endpoints for tests (moto's S3 server,
   fake-gcs-server) and helpers that create buckets on them;
 - :mod:`dataplane.testing.faults`: ``FaultProxy``, an HTTP proxy that injects the
