@@ -88,9 +88,11 @@ class FsspecBlobStore(BlobStore):
 
     # ----------------------------------------------------------------- writes
     def _put(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
-        self.fs.pipe_file(self._full(key), bytes(data), chunksize=self.part_size,
-                          timeout=self._put_timeout(len(data)))
-        return ObjectInfo(key=key, size=len(data))
+        answer = self.fs.pipe_file(self._full(key), bytes(data), chunksize=self.part_size,
+                                   timeout=self._put_timeout(len(data)))
+        # a single PUT answers with the object's ETag (S3: the MD5 of the bytes received)
+        etag = answer.get("ETag") if isinstance(answer, dict) else None
+        return ObjectInfo(key=key, size=len(data), etag=str(etag).strip('"') if etag else None)
 
     def _put_if_absent(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
         self.fs.pipe_file(self._full(key), bytes(data), chunksize=self.part_size, mode="create",

@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the catalog pulls in SQLAlchemy: imported by connect(), not
     from .catalog import Catalog
     from .checkpoints import CheckpointStore
     from .datasets import DatasetStore
+    from .features import FeatureStore
+    from .migrate import Migrations
     from .models import ModelStore
 
 __all__ = ["DataPlane", "connect"]
@@ -43,6 +45,7 @@ class DataPlane:
         self._models: ModelStore | None = None
         self._datasets: DatasetStore | None = None
         self._checkpoints: CheckpointStore | None = None
+        self._features: FeatureStore | None = None
         self._cache: NodeCache | None = None
 
     @property
@@ -84,6 +87,25 @@ class DataPlane:
                 self._checkpoints = CheckpointStore(self)
             return self._checkpoints
 
+    @property
+    def features(self) -> FeatureStore:
+        """Features: apply definitions, materialize, get_online, get_historical, push —
+        served by the ``[features] adapter`` (native by default, or Feast)."""
+        from .features import FeatureStore
+
+        with self._lock:
+            if self._features is None:
+                self._features = FeatureStore(self)
+            return self._features
+
+    @property
+    def migrate(self) -> Migrations:
+        """Migrations between backends: ``plan``, ``run``, ``status``, ``verify``,
+        ``rollback``, ``cleanup`` (see :mod:`dataplane.migrate`)."""
+        from .migrate import Migrations
+
+        return Migrations(self)
+
     def gc(self, *, grace_period_s: float = 3600.0, dry_run: bool = False) -> GcReport:
         """Delete stored objects no live model or dataset version references, once older
         than ``grace_period_s``; ``dry_run`` only lists them."""
@@ -115,9 +137,11 @@ class DataPlane:
             self.store(backend)
 
     def route(self, kind: str, name: str, tenant: str | None = None) -> str:
-        """The backend that new bytes of ``tenant/kind/name`` go to."""
+        """The backend that new bytes of ``tenant/kind/name`` go to: the configured route,
+        then any route override in the catalog (a migration's redirect)."""
         tenant = check_tenant(tenant or self.tenant)
-        return self.router.backend_for(tenant, check_kind(kind), check_name(name))
+        return self.router.backend_for(tenant, check_kind(kind), check_name(name),
+                                       self.catalog.route_overrides())
 
     def close(self) -> None:
         """Close every opened blob store and the catalog."""
@@ -125,6 +149,8 @@ class DataPlane:
             stores, self._stores = list(self._stores.values()), {}
         if self._checkpoints is not None:
             self._checkpoints.close()  # waits for async saves in flight
+        if self._features is not None:
+            self._features.close()
         for store in stores:
             store.close()
         self.catalog.close()

@@ -14,6 +14,7 @@ from .records import (
     AuditEntry,
     LocationRecord,
     NameRecord,
+    RouteOverride,
     VersionRecord,
 )
 from .schema import SCHEMA_VERSION
@@ -26,6 +27,7 @@ __all__ = [
     "Catalog",
     "LocationRecord",
     "NameRecord",
+    "RouteOverride",
     "VersionRecord",
     "open_catalog",
 ]

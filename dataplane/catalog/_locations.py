@@ -19,6 +19,7 @@ __all__ = [
     "check_state",
     "get_location",
     "insert_location",
+    "move_location",
     "remove_location",
     "update_state",
 ]
@@ -76,6 +77,30 @@ def update_state(
     )
     after = LocationRecord(before.backend, before.uri, state, before.created_at, at)
     return after, before.state
+
+
+def move_location(
+    conn: Connection, version_id: int, source: str, target: str, uri: str, at: datetime,
+    what: str,
+) -> LocationRecord:
+    """Make ``target`` the active location and ``source`` a draining one.
+
+    ``target``'s row is inserted, or (when a previous move left it) set back to active
+    with ``uri``; ``source`` must have a row, which becomes ``draining``.
+    """
+    _require(conn, version_id, source, what)
+    if get_location(conn, version_id, target) is None:
+        insert_location(conn, version_id, target, uri, "active", at, what)
+    else:
+        conn.execute(
+            update(locations)
+            .where(locations.c.version_id == version_id, locations.c.backend == target)
+            .values(state="active", uri=uri, updated_at=at)
+        )
+    update_state(conn, version_id, source, "draining", at, what)
+    found = get_location(conn, version_id, target)
+    assert found is not None
+    return found
 
 
 def remove_location(conn: Connection, version_id: int, backend: str, what: str) -> LocationRecord:

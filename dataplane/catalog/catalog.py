@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import NotFoundError
 from ..names import Ref
-from . import _aliases, _lifecycle, _locations
+from . import _aliases, _lifecycle, _locations, _overrides
 from ._versions import (
     find_owner,
     list_names,
@@ -29,7 +29,14 @@ from ._versions import (
 )
 from .audit import read_audit
 from .engine import CatalogDatabase, open_database
-from .records import AliasChange, AuditEntry, LocationRecord, NameRecord, VersionRecord
+from .records import (
+    AliasChange,
+    AuditEntry,
+    LocationRecord,
+    NameRecord,
+    RouteOverride,
+    VersionRecord,
+)
 from .schema import utcnow
 from .upgrade import ensure_schema, read_schema_version
 
@@ -68,6 +75,12 @@ class Catalog:
     def url(self) -> str:
         """The catalog's URL with any password masked."""
         return self._db.url
+
+    @property
+    def database(self) -> CatalogDatabase:
+        """The database itself, for dataplane modules that keep their own tables in it
+        (the migration journal); every other caller uses the methods below."""
+        return self._db
 
     @property
     def schema_version(self) -> int:
@@ -267,6 +280,46 @@ class Catalog:
             detail = {"backend": backend, "uri": gone.uri, "state": gone.state}
             _lifecycle.audit_change(conn, owner, actor, "remove_location", number, detail, at)
             return gone
+
+    def move_location(
+        self, version_id: int, source: str, target: str, uri: str, *, actor: str = DEFAULT_ACTOR
+    ) -> LocationRecord:
+        """In one transaction: ``target`` becomes the version's active location (at ``uri``)
+        and ``source`` a draining one, with one ``move_location`` audit row.
+
+        A reader that resolves the version before this commits reads ``source``; one that
+        resolves after reads ``target``. :class:`~dataplane.errors.NotFoundError` when the
+        version or its ``source`` location is missing; nothing changes then.
+        """
+        at = utcnow()
+        with self._db.write() as conn:
+            owner, number = lock_owner(conn, version_id)
+            where = owner.address(number)
+            moved = _locations.move_location(conn, version_id, source, target, uri, at, where)
+            detail = {"from": source, "to": target, "uri": uri}
+            _lifecycle.audit_change(conn, owner, actor, "move_location", number, detail, at)
+            return moved
+
+    # -- route overrides ------------------------------------------------------------------
+
+    def route_overrides(self) -> list[RouteOverride]:
+        """Every route override, in the order they are tried (newest first)."""
+        with self._db.read() as conn:
+            return _overrides.list_overrides(conn)
+
+    def add_route_override(
+        self, pattern: str, to_backend: str, *, from_backend: str | None = None,
+        migration_id: str | None = None,
+    ) -> RouteOverride:
+        """Redirect new writes of names matching ``pattern`` to ``to_backend``."""
+        with self._db.write() as conn:
+            return _overrides.add_override(conn, pattern, from_backend, to_backend,
+                                           migration_id, utcnow())
+
+    def remove_route_overrides(self, migration_id: str) -> int:
+        """Remove the overrides a migration installed; returns how many were removed."""
+        with self._db.write() as conn:
+            return _overrides.remove_overrides(conn, migration_id)
 
     # -- audit ----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ __all__ = [
     "AuditEntry",
     "LocationRecord",
     "NameRecord",
+    "RouteOverride",
     "VersionRecord",
     "format_address",
 ]
@@ -108,3 +109,16 @@ class AuditEntry:
     name: str
     version: int | None
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RouteOverride:
+    """New writes to names matching ``pattern`` (a ``tenant/kind/name`` glob) that the
+    config routes to ``from_backend`` (any backend when ``None``) go to ``to_backend``."""
+
+    id: int
+    pattern: str
+    from_backend: str | None
+    to_backend: str
+    migration_id: str | None
+    created_at: datetime

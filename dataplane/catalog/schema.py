@@ -9,7 +9,11 @@ Guarantees the tables keep, whatever the dialect (SQLite or PostgreSQL):
 - an alias points at one version of its own name (a composite foreign key);
 - a location is unique per (version, backend) and carries a ``state``;
 - ``audit`` rows are only ever inserted;
-- every timestamp is stored and returned as a timezone-aware UTC ``datetime``.
+- every timestamp is stored and returned as a timezone-aware UTC ``datetime``;
+- ``migrations``, ``migration_versions`` and ``migration_objects`` are the durable journal
+  of :mod:`dataplane.migrate` (a plan, the versions it moves, every object's copy state);
+  ``route_overrides`` redirect new writes from one backend to another (a migration's
+  routing update), without rewriting config files.
 
 An older catalog is brought to this version by :mod:`dataplane.catalog.upgrade`.
 """
@@ -20,9 +24,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -37,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "MIGRATION_TABLES",
     "SCHEMA_VERSION",
     "UTCDateTime",
     "alias_history",
@@ -44,13 +51,17 @@ __all__ = [
     "audit",
     "locations",
     "metadata",
+    "migration_objects",
+    "migration_versions",
+    "migrations",
     "names",
+    "route_overrides",
     "schema_info",
     "utcnow",
     "versions",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this release writes; :mod:`.upgrade` brings older ones here."""
 
 
@@ -177,3 +188,69 @@ audit = Table(
     Column("detail", JSON, nullable=False),
     Index("ix_audit_address", "tenant", "kind", "name"),
 )
+
+migrations = Table(
+    "migrations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant", String(63), nullable=False),
+    Column("source", String(100), nullable=True),  # None: every backend but the destination
+    Column("destination", String(100), nullable=False),
+    Column("selectors", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("grace_s", Float, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(255), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("stats", JSON, nullable=False),
+    Column("report", JSON, nullable=True),
+)
+
+migration_versions = Table(
+    "migration_versions",
+    metadata,
+    Column("migration_id", String(40), ForeignKey("migrations.id"), nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("keys", JSON, nullable=False),
+    Column("flipped_at", UTCDateTime, nullable=True),
+    Column("error", Text, nullable=True),
+    PrimaryKeyConstraint("migration_id", "version_id", name="pk_migration_versions"),
+)
+
+migration_objects = Table(
+    "migration_objects",
+    metadata,
+    Column("migration_id", String(40), ForeignKey("migrations.id"), nullable=False),
+    Column("key", String(1024), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("expected", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("copies", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("migration_id", "key", name="pk_migration_objects"),
+    Index("ix_migration_objects_state", "migration_id", "state"),
+)
+
+route_overrides = Table(
+    "route_overrides",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pattern", String(300), nullable=False),
+    Column("from_backend", String(100), nullable=True),
+    Column("to_backend", String(100), nullable=False),
+    Column("migration_id", String(40), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+MIGRATION_TABLES = (migrations, migration_versions, migration_objects, route_overrides)
+"""The tables schema v3 added (see :func:`dataplane.catalog.upgrade._v2_to_v3`)."""

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..errors import ConfigError
 from .engine import CatalogDatabase
-from .schema import SCHEMA_VERSION, metadata, schema_info
+from .schema import MIGRATION_TABLES, SCHEMA_VERSION, metadata, schema_info
 
 __all__ = ["UPGRADES", "ensure_schema", "read_schema_version"]
 
@@ -45,8 +45,14 @@ def _v1_to_v2(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE locations ALTER COLUMN updated_at SET NOT NULL"))
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """v3 adds the migration journal and the route overrides; no existing table changes."""
+    metadata.create_all(conn, tables=list(MIGRATION_TABLES), checkfirst=False)
+
+
 UPGRADES: dict[int, Callable[[Connection], None]] = {
     1: _v1_to_v2,
+    2: _v2_to_v3,
 }
 """From-version -> the step that brings a catalog from that version to the next."""
 

@@ -27,6 +27,8 @@ from ..names import KINDS
 from .artifacts import COMMANDS
 from .checkpoints import checkpoints
 from .context import plane_of
+from .features import features
+from .migrate import COMMANDS as MIGRATE_COMMANDS
 
 console = Console(soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,6 +84,7 @@ def config_show(ctx: click.Context) -> None:
                       f"{backend.masked_options() or ''}", highlight=False)
     for route in loaded.routes:
         console.print(f"route {route.match} -> {route.backend}")
+    console.print(f"features: {loaded.features!r}", highlight=False)
 
 
 @config.command("check")
@@ -119,7 +122,7 @@ def route(ctx: click.Context, kind: str, name: str) -> None:
                   f"({mask_url(plane.config.backends[backend].url)})", highlight=False)
 
 
-for command in [*COMMANDS, checkpoints]:
+for command in [*COMMANDS, checkpoints, features, *MIGRATE_COMMANDS]:
     cli.add_command(command)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from catalog_support import KIND, TENANT, publisher_process
 
-from dataplane.catalog import Catalog
+from dataplane.catalog import SCHEMA_VERSION, Catalog
 
 PROCESSES = 4
 COMMITS_PER_PROCESS = 25
@@ -81,4 +81,4 @@ def test_concurrent_first_open_creates_the_schema_once(
 ) -> None:
     names = [f"name-{worker}" for worker in range(PROCESSES)]
     assert run_publishers(catalog_url, names, 2, 1) == [[1, 2]] * PROCESSES
-    assert open_catalogs(catalog_url).schema_version == 2
+    assert open_catalogs(catalog_url).schema_version == SCHEMA_VERSION

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from dataplane.catalog import Catalog, open_catalog
+from dataplane.catalog import SCHEMA_VERSION, Catalog, open_catalog
 from dataplane.catalog.engine import mask_url, open_database
 from dataplane.errors import (
     BackendUnavailableError,
@@ -125,7 +125,7 @@ def test_plain_postgresql_scheme_means_psycopg(
 
 def test_context_manager_closes(catalog_url: str) -> None:
     with open_catalog(catalog_url) as catalog:
-        assert catalog.schema_version == 2
+        assert catalog.schema_version == SCHEMA_VERSION
 
 
 def test_in_memory_sqlite_catalog_works_in_one_thread() -> None:

@@ -22,8 +22,12 @@ def v1_script(dialect: str) -> str:
     return (FIXTURES / f"schema_v1_{dialect}.sql").read_text()
 
 
+def v2_script(dialect: str) -> str:
+    return (FIXTURES / f"schema_v2_{dialect}.sql").read_text()
+
+
 def test_every_older_version_has_an_upgrade_step() -> None:
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     assert sorted(UPGRADES) == list(range(1, SCHEMA_VERSION))
 
 
@@ -50,7 +54,7 @@ def test_v1_catalog_is_upgraded_and_keeps_its_rows(
 ) -> None:
     raw_sql(v1_script(dialect))
     catalog = open_catalogs(catalog_url)
-    assert catalog.schema_version == 2
+    assert catalog.schema_version == SCHEMA_VERSION
 
     first = catalog.resolve("acme", "models", NAME, parse_ref("prod"))
     assert (first.number, first.created_by, first.metadata) == (1, "alice", {"epochs": 3})
@@ -92,7 +96,7 @@ def test_upgrade_happens_once(
     raw_sql(v1_script(dialect))
     open_catalogs(catalog_url).close()
     again = open_catalogs(catalog_url)
-    assert again.schema_version == 2
+    assert again.schema_version == SCHEMA_VERSION
     assert len(again.versions("acme", "models", NAME)) == 2
 
 
@@ -104,7 +108,8 @@ def test_newer_schema_is_refused(
     with pytest.raises(ConfigError) as caught:
         open_catalogs(catalog_url)
     message = str(caught.value)
-    assert "v99" in message and "(v2)" in message and "upgrade dataplane" in message
+    assert "v99" in message and f"(v{SCHEMA_VERSION})" in message
+    assert "upgrade dataplane" in message
 
 
 def test_unrelated_tables_are_refused(
@@ -132,5 +137,27 @@ def test_a_failed_upgrade_changes_nothing(
         open_catalogs(catalog_url)
     raw_sql("ALTER TABLE locations DROP COLUMN updated_at")  # repair; 'state' must be absent
     catalog = open_catalogs(catalog_url)
-    assert catalog.schema_version == 2
+    assert catalog.schema_version == SCHEMA_VERSION
     assert catalog.resolve("acme", "models", NAME, parse_ref("1")).locations[0].state == "active"
+
+
+def test_v2_catalog_is_upgraded_to_v3_and_keeps_its_rows(
+    dialect: str,
+    raw_sql: Callable[[str], None],
+    catalog_url: str,
+    open_catalogs: Callable[[str], Catalog],
+) -> None:
+    raw_sql(v2_script(dialect))
+    catalog = open_catalogs(catalog_url)
+    assert catalog.schema_version == 3
+    second = catalog.resolve("acme", "models", NAME, parse_ref("2"))
+    assert [(loc.backend, loc.state) for loc in second.locations] == [("s3", "draining")]
+    assert catalog.aliases("acme", "models", NAME) == {"prod": 1}
+    # the tables v3 added work: a route override and a location move
+    assert catalog.route_overrides() == []
+    catalog.add_route_override("acme/models/*", "s3", from_backend="local", migration_id="m1")
+    assert [o.to_backend for o in catalog.route_overrides()] == ["s3"]
+    moved = catalog.move_location(second.id, "s3", "gcs", "acme/models/vision/resnet")
+    assert (moved.backend, moved.state) == ("gcs", "active")
+    assert catalog.remove_route_overrides("m1") == 1
+    assert [e.action for e in catalog.audit()][-1] == "move_location"
