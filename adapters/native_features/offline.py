@@ -105,6 +105,8 @@ def _codes(source: list[pa.ChunkedArray], entities: list[pa.ChunkedArray]
     combined: np.ndarray | None = None
     for src, ent in zip(source, entities, strict=True):
         codes = _column_codes(src, ent)
+        if len(source) > 1:  # dense codes (< rows), so combining them cannot overflow
+            codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)
         if combined is None:
             combined = codes
         else:
@@ -117,10 +119,16 @@ def _codes(source: list[pa.ChunkedArray], entities: list[pa.ChunkedArray]
 
 def _column_codes(source: pa.ChunkedArray, entities: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_integer(source.type):
-        both = np.concatenate([source.to_numpy(), entities.cast(pa.int64()).to_numpy()])
-        if len(both) and both.min() >= 0 and both.max() < 2**62:
-            return both.astype(np.int64, copy=False)
-        return np.unique(both, return_inverse=True)[1].astype(np.int64)
+        parts = [source.cast(pa.int64()), entities.cast(pa.int64())]
+        both = np.concatenate([p.fill_null(0).to_numpy() for p in parts]).astype(np.int64)
+        nulls = np.concatenate([p.is_null().to_numpy(zero_copy_only=False) for p in parts])
+        if not nulls.any() and len(both) and both.min() >= 0 and both.max() < 2**62:
+            return both
+        codes = np.unique(both, return_inverse=True)[1].astype(np.int64)
+        # a null key matches nothing: source nulls and entity nulls get codes of their own
+        top = int(codes.max()) + 1 if len(codes) else 0
+        side = np.arange(len(both)) >= len(source)
+        return np.where(nulls, np.where(side, top, top + 1), codes)
     chunks = [*source.cast(pa.string()).chunks, *entities.cast(pa.string()).chunks]
     encoded = pa.chunked_array(chunks, pa.string()).dictionary_encode()
     return np.concatenate([c.indices.to_numpy() for c in encoded.chunks]

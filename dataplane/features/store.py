@@ -130,6 +130,11 @@ class FeatureStore:
         """Latest values: ``{join key: [...], feature: [...]}``, one value per entity row,
         ``None`` where an entity has no value or its value is older than the TTL."""
         request = self.request(features, full_feature_names)
+        clash = [c for c in request.columns if c in request.join_keys]
+        if clash:
+            raise InvalidEntityKeyError(
+                f"feature column {clash[0]!r} has the name of a join key of this request: "
+                "ask with full_feature_names=True")
         offline = [part.view.name for part in request.views if not part.view.online]
         if offline:
             raise UnknownFeatureError(f"feature view {offline[0]} is offline only "
