@@ -42,7 +42,7 @@ from dataplane.errors import BackendError, ConfigError
 from dataplane.features.definitions import DTYPES, Definitions, FeatureView
 from dataplane.features.plan import Plan
 from dataplane.features.port import FeatureBackend, FeatureContext
-from dataplane.features.requests import FeatureRequest
+from dataplane.features.requests import FeatureRequest, ViewRequest
 from dataplane.features.sources import last_of_groups, resolve_source
 
 __all__ = ["FeastFeatureBackend", "feast_repo_config"]
@@ -260,25 +260,29 @@ class FeastFeatureBackend(FeatureBackend):
         unique = frame.drop_duplicates(keys).reset_index(drop=True)
         unique[_ROW] = np.arange(len(unique))
         full = request.columns != tuple(f for v in request.views for f in v.features)
+        table = entities
+        for part in request.views:  # one view at a time: Feast drops a row for all views
+            # when one view has no value for it; here only that view's columns get nulls
+            result = self._historical_of(part, unique, full)
+            position = np.full(len(unique), -1, np.int64)
+            position[result[_ROW].to_numpy()] = np.arange(len(result))
+            take = pa.array(position[groups], mask=position[groups] < 0)
+            for feature, column in zip(part.features, part.columns, strict=True):
+                dtype = DTYPES[part.view.feature(feature).dtype]  # type: ignore[union-attr]
+                values = pa.array(result[column], from_pandas=True)
+                table = table.append_column(column, _cast(values, dtype).take(take))
+        return table
+
+    def _historical_of(self, part: ViewRequest, unique: Any, full: bool) -> Any:
+        """Feast's point-in-time join of one view's features (a pandas frame)."""
+        refs = [f"{part.view.name}:{feature}" for feature in part.features]
         try:
-            created = any(v.view.created_timestamp_field for v in request.views)
             job = self.reader.get_historical_features(
-                entity_df=unique, features=list(request.refs), full_feature_names=full,
-                filter_by_created_timestamp=created)  # no value created after the row
-            result = job.to_df()
+                entity_df=unique, features=refs, full_feature_names=full,
+                filter_by_created_timestamp=bool(part.view.created_timestamp_field))
+            return job.to_df()  # filter: no value created after the entity row's time
         except Exception as error:
             raise BackendError(f"feast get_historical_features failed: {error}") from error
-        # Feast drops entity rows whose entity only has later source rows: those get nulls
-        position = np.full(len(unique), -1, np.int64)
-        position[result[_ROW].to_numpy()] = np.arange(len(result))
-        take = pa.array(position[groups], mask=position[groups] < 0)
-        table = entities
-        types = {c: DTYPES[v.view.feature(f).dtype]  # type: ignore[union-attr]
-                 for v in request.views for f, c in zip(v.features, v.columns, strict=True)}
-        for column in request.columns:
-            values = pa.array(result[column], from_pandas=True)
-            table = table.append_column(column, _cast(values, types[column]).take(take))
-        return table
 
 
 def spread_ties(table: pa.Table, timestamp: str, keys: list[str]) -> pa.Table:

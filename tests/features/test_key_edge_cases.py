@@ -61,3 +61,25 @@ def test_a_feature_named_like_a_join_key_is_refused_online(tmp_path: Path) -> No
         with pytest.raises(InvalidEntityKeyError, match="driver_id"):
             plane.features.get_online(["d:trips", "u:driver_id"],
                                       {"driver_id": [1], "user_id": [2]})
+
+
+@pytest.mark.parametrize("adapter", ["native", "feast"])
+def test_a_view_without_a_value_nulls_only_its_own_columns(tmp_path: Path, adapter: str
+                                                            ) -> None:
+    """Two views in one historical request; driver 2's value in ``a`` is past its TTL:
+    only ``a``'s column is null for it, ``b`` still answers."""
+    with dataplane.connect(plane_config(tmp_path, adapter=adapter, project="edge")) as plane:
+        for name, column in (("a", "trips"), ("b", "rides")):
+            plane.datasets.write(f"edge/{name}", pa.table({
+                "driver_id": [1, 2], "event_timestamp": pa.array([T - HOUR, T - 5 * HOUR], TS),
+                column: [1, 2]}), aliases=["prod"])
+        plane.features.apply([
+            Entity("driver_id"),
+            FeatureView("a", ("driver_id",), (Feature("trips", "int64"),),
+                        "datasets/edge/a@prod", ttl=2 * HOUR),
+            FeatureView("b", ("driver_id",), (Feature("rides", "int64"),),
+                        "datasets/edge/b@prod")])
+        rows = pa.table({"driver_id": [1, 2], "event_timestamp": pa.array([T] * 2, TS)})
+        got = plane.features.get_historical(rows, ["a:trips", "b:rides"])
+        assert got["trips"].to_pylist() == [1, None]
+        assert got["rides"].to_pylist() == [1, 2]
