@@ -120,6 +120,9 @@ class FeatureStore:
             if view is None:
                 raise UnknownFeatureError(f"unknown feature view {name!r} (views: "
                                           f"{', '.join(v.name for v in definitions.views)})")
+            if not view.online:
+                raise UnknownFeatureError(f"feature view {name} is offline only (online = "
+                                          "false): it is not materialized or pushed")
             views.append(view)
         return views
 

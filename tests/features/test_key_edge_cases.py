@@ -11,7 +11,7 @@ import pytest
 from feature_support import plane_config
 
 import dataplane
-from dataplane.errors import InvalidEntityKeyError
+from dataplane.errors import InvalidEntityKeyError, UnknownFeatureError
 from dataplane.features import Entity, Feature, FeatureView
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
@@ -83,3 +83,19 @@ def test_a_view_without_a_value_nulls_only_its_own_columns(tmp_path: Path, adapt
         got = plane.features.get_historical(rows, ["a:trips", "b:rides"])
         assert got["trips"].to_pylist() == [1, None]
         assert got["rides"].to_pylist() == [1, 2]
+
+
+def test_offline_only_views_refuse_push_and_materialize(tmp_path: Path) -> None:
+    with dataplane.connect(plane_config(tmp_path, adapter="native")) as plane:
+        plane.datasets.write("edge/off", pa.table({
+            "driver_id": [1], "event_timestamp": pa.array([T - HOUR], TS), "trips": [1]}),
+            aliases=["prod"])
+        plane.features.apply([Entity("driver_id"), FeatureView(
+            "off", ("driver_id",), (Feature("trips", "int64"),), "datasets/edge/off@prod",
+            online=False)])
+        rows = [{"driver_id": 1, "event_timestamp": T, "trips": 2}]
+        for call in (lambda: plane.features.push("off", rows),
+                     lambda: plane.features.materialize(T - 2 * HOUR, T, views=["off"])):
+            with pytest.raises(UnknownFeatureError, match="offline only"):
+                call()
+        plane.features.materialize(T - 2 * HOUR, T)  # all views: the offline one is skipped
