@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "Endpoint",
@@ -39,6 +39,7 @@ __all__ = [
     "gcs_options",
     "moto_s3_server",
     "s3_options",
+    "service_missing",
     "unique_bucket_name",
 ]
 
@@ -57,6 +58,16 @@ class Endpoint:
     @property
     def port(self) -> int:
         return int(self.endpoint_url.rsplit(":", 1)[1])
+
+
+def service_missing(reason: str) -> NoReturn:
+    """A machine service a test needs (PostgreSQL, Redis) is unreachable: skip with the
+    reason on a developer's machine, fail when ``CI`` is set (CI must run every test)."""
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)")
+    pytest.skip(reason)
 
 
 def free_port() -> int:
