@@ -23,6 +23,8 @@ a constraint violated by a concurrent writer :class:`~dataplane.errors.ConflictE
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,11 +189,34 @@ def _sqlite_on_connect(*, wal: bool) -> Callable[[Any, ConnectionPoolEntry], Non
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enter_wal_mode(cursor)
         finally:
             cursor.close()
 
     return on_connect
+
+
+def _enter_wal_mode(cursor: Any) -> None:
+    """Switch the database to WAL, waiting up to the busy timeout for other writers.
+
+    Changing the journal mode needs an exclusive lock, and SQLite answers ``database is
+    locked`` at once, without its busy handler, while another process holds a write
+    transaction on a database still in rollback mode (as when several processes open a
+    new catalog together and one of them is creating the schema). So wait here instead.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -149,3 +150,23 @@ def test_folder_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match="cannot create its folder"):
         open_catalog(f"sqlite:///{blocker / 'sub' / 'catalog.db'}")
+
+
+def test_sqlite_open_waits_for_a_writer_on_a_database_not_yet_in_wal_mode(
+    tmp_path: Path,
+) -> None:
+    """Switching to WAL needs an exclusive lock that SQLite refuses at once, busy handler
+    or not, while another process writes; opening must wait for it, not fail."""
+    path = tmp_path / "catalog.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(1.0, holder.execute, args=("ROLLBACK",))
+    releaser.start()
+    started = time.monotonic()
+    try:
+        with open_catalog(f"sqlite:///{path}") as catalog:
+            assert catalog.schema_version == SCHEMA_VERSION
+    finally:
+        releaser.join()
+        holder.close()
+    assert time.monotonic() - started >= 0.9
