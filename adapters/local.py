@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import shutil
 import tempfile
@@ -33,11 +34,13 @@ from dataplane.blob.port import (
     ByteRequest,
     Capabilities,
     ObjectInfo,
+    PositionalWriter,
     WriteBatch,
     check_fits,
     slice_for,
     translate_os_error,
 )
+from dataplane.blob.positional import pwrite_all
 from dataplane.errors import (
     BackendError,
     ConfigError,
@@ -53,6 +56,7 @@ __all__ = ["LocalBlobStore"]
 
 STAGING = ".dataplane-staging"
 STALE_STAGING_S = 24 * 3600.0
+POSITIONAL_PREFIX = "pos-"
 _RENAME_RACE_RETRIES = 5
 
 
@@ -60,7 +64,8 @@ class LocalBlobStore(BlobStore):
     """Objects are files under ``root``; keys map to relative paths."""
 
     capabilities = Capabilities(
-        atomic_put_if_absent=True, server_side_copy=True, atomic_rename=True
+        atomic_put_if_absent=True, server_side_copy=True, atomic_rename=True,
+        positional_writes=True,
     )
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True,
@@ -74,11 +79,14 @@ class LocalBlobStore(BlobStore):
         self._remove_stale_staging()
 
     def _remove_stale_staging(self, older_than_s: float = STALE_STAGING_S) -> None:
-        """Delete temp files of writers killed mid-put (no live put runs that long)."""
+        """Delete temp files of writers killed mid-put: any older than a live put runs,
+        and at once those of positional writers whose process is gone (the writer holds a
+        lock on its file while it lives; a big checkpoint should not wait a day)."""
         cutoff = time.time() - older_than_s
         for entry in os.scandir(self._staging):
             with contextlib.suppress(OSError):
-                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                if (entry.stat(follow_symlinks=False).st_mtime < cutoff
+                        or (entry.name.startswith(POSITIONAL_PREFIX) and _orphaned(entry.path))):
                     os.unlink(entry.path)
 
     @classmethod
@@ -115,8 +123,24 @@ class LocalBlobStore(BlobStore):
                 done += got
             return done
 
+    def _read_at(self, key: str, offset: int, out: memoryview) -> int:
+        fd = os.open(self._object_path(key), os.O_RDONLY)
+        try:
+            done = 0
+            while done < len(out):
+                got = os.preadv(fd, [out[done:]], offset + done)
+                if not got:
+                    break
+                done += got
+            return done
+        finally:
+            os.close(fd)
+
     def write_batch(self) -> WriteBatch:
         return LocalWriteBatch(self)
+
+    def _open_positional(self, key: str, size: int) -> PositionalWriter:
+        return LocalPositionalWriter(self, key, size)
 
     def _get_file(self, key: str, path: Path) -> ObjectInfo:
         partial = path.with_name(f".{path.name}.partial")
@@ -303,6 +327,80 @@ class LocalWriteBatch(WriteBatch):
             _fsync_path(path)
         for folder in folders:
             _fsync_path(folder)
+
+
+class LocalPositionalWriter(PositionalWriter):
+    """A staged file, space reserved up front (a full disk fails at open, not midway),
+    written with ``pwrite`` and renamed into place at ``commit`` (fsync, rename, folder
+    fsync: the same commit as ``put``)."""
+
+    def __init__(self, store: LocalBlobStore, key: str, size: int):
+        if key.split("/", 1)[0] == STAGING:
+            raise InvalidNameError(key, f"keys under '{STAGING}/' are reserved for staging")
+        self.store, self.key, self.size = store, key, size
+        self._where = f"put {store._where(key)}"
+        self._fd, self._temp = tempfile.mkstemp(dir=store._staging, prefix=POSITIONAL_PREFIX)
+        self._open = True
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # released when this process dies
+            _reserve(self._fd, size)
+        except BaseException:
+            self.abort()
+            raise
+
+    def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self.check_span(offset, memoryview(data).nbytes)
+        self.store._call(self._where, lambda: pwrite_all(self._fd, data, offset))
+
+    def commit(self) -> ObjectInfo:
+        try:
+            return self.store._call(self._where, self._commit)
+        finally:
+            self.abort()
+
+    def _commit(self) -> ObjectInfo:
+        if self.store.fsync:
+            os.fsync(self._fd)
+        target = self.store._path(self.key)
+        self.store._place(self._temp, target, os.replace)
+        self._temp = ""
+        if self.store.fsync:
+            _fsync_path(target.parent)
+        return self.store._stat(self.key)
+
+    def abort(self) -> None:
+        if self._open:
+            self._open = False
+            os.close(self._fd)
+        if self._temp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temp)
+            self._temp = ""
+
+
+def _orphaned(path: str) -> bool:
+    """True when no live writer holds the lock on the staged file at ``path``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Allocate ``size`` bytes (ENOSPC now, not midway); plain truncate where the file
+    system cannot preallocate."""
+    if size == 0:
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+        os.ftruncate(fd, size)
 
 
 def _syncfs(path: Path) -> bool:

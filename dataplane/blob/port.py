@@ -26,6 +26,9 @@ checks them):
 - ``get_into`` fills the caller's buffer with exactly the bytes ``get`` would return.
 - Objects written through :meth:`BlobStore.write_batch` are durable once the batch's
   ``commit`` returns (see :mod:`.batch` for what holds before that).
+- An object written through :meth:`BlobStore.open_positional` appears whole, atomically
+  and durably at its writer's ``commit``, and not before (see :mod:`.positional`).
+- ``read_at`` reads exactly the bytes ``get`` would return for that range.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from ..errors import (
 from ..names import check_key
 from ..retry import RetryPolicy, call_with_retry
 from .batch import WriteBatch
+from .positional import PositionalWriter, StagedPositionalWriter
 
 __all__ = [
     "BlobStore",
@@ -58,6 +62,7 @@ __all__ = [
     "ListPage",
     "ObjectInfo",
     "OffsetRequest",
+    "PositionalWriter",
     "RangeRequest",
     "SuffixRequest",
     "WriteBatch",
@@ -127,12 +132,15 @@ class Capabilities:
     - ``request_concurrency``: how many requests in flight suit the backend, the default
       for parallel transfers: a few for a local disk, dozens for an object store, where
       each small request mostly waits on the network.
+    - ``positional_writes``: ``open_positional`` writes the object in place (local disk),
+      not through a staged copy uploaded at commit.
     """
 
     atomic_put_if_absent: bool
     server_side_copy: bool
     atomic_rename: bool = False
     request_concurrency: int = 8
+    positional_writes: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,9 +176,26 @@ class BlobStore(ABC):
         view = out.cast("B") if out.format != "B" or out.ndim != 1 else out
         return self._call(f"get {self._where(key)}", lambda: self._get_into(key, view))
 
+    def read_at(self, key: str, offset: int, out: memoryview) -> int:
+        """Read the object's bytes from ``offset`` into ``out`` (at most ``len(out)``; fewer
+        only at the end of the object) and return how many were read."""
+        check_key(key)
+        if offset < 0:
+            raise ValueError(f"invalid offset {offset}")
+        view = out.cast("B") if out.format != "B" or out.ndim != 1 else out
+        return self._call(f"get {self._where(key)}", lambda: self._read_at(key, offset, view))
+
     def write_batch(self) -> WriteBatch:
         """A batch of writes made durable together by its ``commit`` (see :mod:`.batch`)."""
         return WriteBatch(self)
+
+    def open_positional(self, key: str, size: int) -> PositionalWriter:
+        """A writer of one new ``size``-byte object at ``key``, written at offsets and
+        made visible atomically by its ``commit`` (see :mod:`.positional`)."""
+        check_key(key)
+        if size < 0:
+            raise ValueError(f"invalid object size {size}")
+        return self._call(f"put {self._where(key)}", lambda: self._open_positional(key, size))
 
     def put(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
         """Store ``data`` under ``key`` atomically, replacing any previous object."""
@@ -289,6 +314,16 @@ class BlobStore(ABC):
         data = self._get(key, None)
         path.write_bytes(data)
         return ObjectInfo(key=key, size=len(data))
+
+    def _read_at(self, key: str, offset: int, out: memoryview) -> int:
+        """Default: a ranged ``_get``, copied. Adapters override to read in place."""
+        data = self._get(key, RangeRequest(offset, offset + len(out)))
+        out[: len(data)] = data
+        return len(data)
+
+    def _open_positional(self, key: str, size: int) -> PositionalWriter:
+        """Default: stage in a local temporary file, ``put_file`` it at commit."""
+        return StagedPositionalWriter(self, key, size)
 
     def _get_into(self, key: str, out: memoryview) -> int:
         """Default: ``_get`` the object and copy it. Adapters override to read in place."""

@@ -502,6 +502,50 @@ class BlobStoreConformance:
         store.write_batch().commit()
         assert keys_of(store) == []
 
+    # ------------------------------------------------- read_at, positional writers
+    def test_read_at_reads_a_window_and_stops_at_the_end(self, store: BlobStore) -> None:
+        store.put("k", _SMALL)
+        out = bytearray(10)
+        assert store.read_at("k", 3, memoryview(out)) == 10
+        assert bytes(out) == _SMALL[3:13]
+        tail = bytearray(len(_SMALL))
+        assert store.read_at("k", len(_SMALL) - 4, memoryview(tail)) == 4
+        assert bytes(tail[:4]) == _SMALL[-4:]
+        assert store.read_at("k", len(_SMALL) + 5, memoryview(bytearray(3))) == 0
+        with pytest.raises(NotFoundError):
+            store.read_at("missing", 0, memoryview(bytearray(3)))
+
+    def test_positional_writes_in_any_order_appear_whole_at_commit(
+        self, store: BlobStore
+    ) -> None:
+        pieces = [(offset, bytes([offset % 251]) * 1000) for offset in range(0, 64_000, 1000)]
+        store.put("packed", b"old")
+        writer = store.open_positional("packed", 64_000 + 10)
+        parallel(lambda piece: writer.write_at(*piece), list(reversed(pieces)), self.threads)
+        assert store.get("packed") == b"old"  # nothing visible before commit
+        assert writer.commit().size == 64_010
+        data = store.get("packed")
+        assert data == b"".join(piece for _, piece in pieces) + bytes(10)  # unwritten: zeros
+        assert keys_of(store) == ["packed"]
+
+    def test_aborted_positional_writer_leaves_nothing(self, store: BlobStore) -> None:
+        writer = store.open_positional("dir/packed", 100)
+        writer.write_at(0, b"x" * 100)
+        writer.abort()
+        writer.abort()  # twice is harmless
+        assert keys_of(store) == []
+        assert not store.exists("dir/packed")
+
+    def test_positional_write_outside_the_size_is_refused(self, store: BlobStore) -> None:
+        writer = store.open_positional("packed", 10)
+        try:
+            with pytest.raises(ValueError, match="outside"):
+                writer.write_at(8, b"abc")
+        finally:
+            writer.abort()
+        with pytest.raises(InvalidNameError):
+            store.open_positional("../escape", 10)
+
     # -------------------------------------------------------------- invalid keys
     @pytest.mark.parametrize("key", INVALID_KEYS, ids=lambda key: repr(key)[:12])
     def test_invalid_key_is_refused_before_storage(

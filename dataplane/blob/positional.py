@@ -1,0 +1,89 @@
+"""Positional writers: one new object of a size known up front, written at offsets.
+
+A writer that knows where every piece of an object goes (a packed checkpoint archive:
+each chunk at an offset computed before any byte is written) can write the pieces in any
+order, from any number of threads, without holding the object in memory.
+
+Call order: :meth:`BlobStore.open_positional` → :meth:`PositionalWriter.write_at` any
+number of times, from any threads → :meth:`PositionalWriter.commit` once, or
+:meth:`PositionalWriter.abort`. Nothing is visible under the key before ``commit``;
+after it returns, the whole object is durable and replaces any previous one atomically,
+as a ``put`` would. Bytes never written read as zeros. ``abort`` (also safe after a
+failed ``commit``) discards the staged bytes.
+
+The default writer stages the object in a local temporary file and uploads it at
+``commit`` (``put_file``: parallel parts on object stores). Backends whose
+``capabilities.positional_writes`` is true write in place instead (local disk: the
+staged file is renamed into place), so the object is written once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .port import BlobStore, ObjectInfo
+
+__all__ = ["PositionalWriter", "StagedPositionalWriter", "pwrite_all"]
+
+
+class PositionalWriter:
+    """The interface; see the module docstring for the call order and guarantees."""
+
+    key: str
+    size: int
+
+    def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> ObjectInfo:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def check_span(self, offset: int, length: int) -> None:
+        """Refuse a write outside ``[0, size)``: the size was promised up front."""
+        if offset < 0 or offset + length > self.size:
+            raise ValueError(f"write of {length} bytes at offset {offset} is outside the "
+                             f"{self.size}-byte object {self.key!r}")
+
+
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    """``os.pwrite`` until every byte of ``data`` is written at ``offset``."""
+    view = memoryview(data).cast("B")
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+class StagedPositionalWriter(PositionalWriter):
+    """The default: a local temporary file, uploaded with ``put_file`` at ``commit``."""
+
+    def __init__(self, store: BlobStore, key: str, size: int):
+        self.store, self.key, self.size = store, key, size
+        self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by abort()
+            prefix="dataplane-positional-", delete=False)
+        self._file.truncate(size)
+        self._closed = threading.Event()
+
+    def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self.check_span(offset, memoryview(data).nbytes)
+        self.store._call(f"put {self.store._where(self.key)}",
+                         lambda: pwrite_all(self._file.fileno(), data, offset))
+
+    def commit(self) -> ObjectInfo:
+        try:
+            self._file.flush()
+            return self.store.put_file(self.key, self._file.name)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            self._file.close()
+            os.unlink(self._file.name)
