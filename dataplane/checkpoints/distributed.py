@@ -55,8 +55,9 @@ from .. import errors
 from ..errors import ConfigError, DataplaneError, InvalidSourceError, NotFoundError
 from ..names import check_name
 from .dtypes import describe, from_stored, to_stored
-from .io import read_arrays, read_region, write_arrays, write_metadata
+from .io import read_arrays, read_region, workers_for, write_arrays, write_metadata
 from .layout import ArrayLayout
+from .placement import FolderSink
 from .shard import Shard
 from .sharding import Entry, GlobalArray, Plan, Target, agree, entry_of, owned_part
 from .store import Checkpoint, CheckpointStore, _check_step, _checksums, _layouts
@@ -245,8 +246,11 @@ def _write(store: CheckpointStore, rank: int, arrays: dict[str, Any], entries: d
     if not owned:
         return {}
     blob = store.plane.store(target.backend)
-    return write_arrays(blob, target.prefix, data, owned, store.settings, origins=origins,
-                        metadata=False)
+    sink = FolderSink(blob, target.prefix)  # ranks cannot share one archive's offsets
+    sums = write_arrays(sink, data, owned, store.settings, workers_for(store.settings, blob),
+                        origins=origins, metadata=False)
+    sink.commit()
+    return sums
 
 
 def _commit(store: CheckpointStore, size: int, plan: Plan, spec: dict[str, Any],
@@ -264,14 +268,15 @@ def _commit(store: CheckpointStore, size: int, plan: Plan, spec: dict[str, Any],
             raise DataplaneError(f"{what}: array {key!r} has {len(checksums[key])} of its "
                                  f"{math.prod(array.layout.grid)} chunks written")
     layouts = {key: array.layout for key, array in arrays.items()}
-    write_metadata(store.plane.store(target.backend), target.prefix, layouts.values(),
-                   store.settings)
+    blob = store.plane.store(target.backend)
+    sink = FolderSink(blob, target.prefix)
+    write_metadata(sink, layouts.values(), workers_for(store.settings, blob))
     sharding = {"world_size": size, "arrays": {
         key: [{"offsets": list(offsets), "shape": list(piece.block), "ranks": list(piece.ranks)}
               for offsets, piece in sorted(array.pieces.items())]
         for key, array in arrays.items() if array.pieces is not None}}
     return store._commit(plan.run, plan.step, target.backend, target.prefix, layouts,
-                         checksums, spec, metadata, sharding)
+                         checksums, spec, metadata, sharding, sink=sink)
 
 
 # --------------------------------------------------------------------- failures
@@ -314,13 +319,13 @@ def load_into(store: CheckpointStore, checkpoint: Checkpoint, template: Any) -> 
     buffers: dict[str, np.ndarray] = {}
     for key, value in arrays.items():
         buffers[key] = _buffer(key, value, layouts.get(key), what)
-    blob, prefix = store._store_of(checkpoint)
+    source = store._source_of(checkpoint)
     whole = [layouts[k] for k, v in arrays.items() if not isinstance(v, Shard)]
-    read_arrays(blob, prefix, whole, checksums, store.settings, what,
+    read_arrays(source, whole, checksums, store.settings, what,
                 {layout.key: buffers[layout.key] for layout in whole})
     for key, value in arrays.items():
         if isinstance(value, Shard):
-            read_region(blob, prefix, layouts[key], checksums[key], value.region,
+            read_region(source, layouts[key], checksums[key], value.region,
                         store.settings, what, out=buffers[key])
 
     def fill(key: str) -> Any:

@@ -1,13 +1,12 @@
 """Parallel chunked checkpoint I/O against any blob store: the writer and the reader.
 
-Write order (:func:`write_arrays` then :func:`write_group`): every chunk and every array's
-``zarr.json``, in parallel on a bounded pool, through one write batch
-(:mod:`dataplane.blob.batch`) whose ``commit`` is the durability barrier (on local disk:
-one ``syncfs`` instead of an fsync pair per object); then the groups' ``zarr.json`` and a
-second barrier; then the manifest, last, with the store's own durable ``put``. Each write
-function returns only once what it wrote is durable. Large arrays are one task per chunk;
-arrays under ``small_bytes`` are batched, many to a task, so thousands of tiny tensors
-do not cost thousands of tasks.
+Write order: :func:`write_arrays` puts every chunk and every array's ``zarr.json`` into a
+:class:`~.placement.Sink` (a folder of objects, or one archive: :mod:`.placement`), in
+parallel on a bounded pool; :func:`commit_save` adds the groups' ``zarr.json``, commits
+the sink (the durability barrier: on local disk one ``syncfs`` or one archive fsync, not
+an fsync pair per object) and then writes the manifest, last, with the store's own
+durable ``put``. Large arrays are one task per chunk; arrays under ``small_bytes`` are
+batched, many to a task, so thousands of tiny tensors do not cost thousands of tasks.
 Extra memory is bounded by :class:`ByteBudget`: a task waits until the bytes it will
 hold in flight fit under ``max_inflight_bytes``.
 
@@ -31,12 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from ..blob import BlobStore, WriteBatch
+from ..blob import BlobStore
 from ..errors import IntegrityError
+from .archive import ROOT, ArchivePlan
 from .layout import MANIFEST, ArrayLayout, group_metadata, intermediate_groups, padded_chunk
+from .placement import ChunkSource, Sink
 
-__all__ = ["ByteBudget", "IOSettings", "read_arrays", "read_region", "write_arrays",
-           "write_group", "write_metadata"]
+__all__ = ["ByteBudget", "IOSettings", "archive_plan", "commit_save", "group_entries",
+           "read_arrays", "read_region", "write_arrays", "write_metadata"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class IOSettings:
     max_inflight_bytes: int = 256 * 2**20
     small_bytes: int = 2**20
     batch_bytes: int = 8 * 2**20
+    pack: bool | None = None  # one archive per save; None: where the store writes at offsets
+
+    def packs(self, store: BlobStore) -> bool:
+        """Whether a single-process save to ``store`` is packed into one archive."""
+        return store.capabilities.positional_writes if self.pack is None else self.pack
 
 
 def workers_for(settings: IOSettings, store: BlobStore) -> int:
@@ -116,11 +122,12 @@ def _batches(layouts: Iterable[ArrayLayout], settings: IOSettings
 
 
 # ----------------------------------------------------------------------------- writing
-def write_arrays(store: BlobStore, prefix: str, arrays: dict[str, np.ndarray],
-                 layouts: dict[str, ArrayLayout], settings: IOSettings, *,
+def write_arrays(sink: Sink, arrays: dict[str, np.ndarray], layouts: dict[str, ArrayLayout],
+                 settings: IOSettings, workers: int, *,
                  origins: dict[str, tuple[int, ...]] | None = None, metadata: bool = True
                  ) -> dict[str, dict[str, int]]:
-    """Write every chunk and array ``zarr.json``; returns crc32 per chunk key, per array.
+    """Put every chunk and array ``zarr.json`` into ``sink`` (the caller commits it);
+    returns the crc32 of every chunk, per array, per chunk suffix.
 
     For arrays split across ranks (:mod:`.distributed`): ``origins[key]`` says that
     ``arrays[key]`` (and its ``layouts[key]``, of the local shape) is the block of the global
@@ -131,7 +138,6 @@ def write_arrays(store: BlobStore, prefix: str, arrays: dict[str, np.ndarray],
     origins = origins or {}
     lock = threading.Lock()
     budget = ByteBudget(settings.max_inflight_bytes)
-    batch = store.write_batch()
 
     def put_chunk(layout: ArrayLayout, index: tuple[int, ...]) -> None:
         nbytes = int(np.prod(layout.chunks)) * arrays[layout.key].itemsize
@@ -142,7 +148,7 @@ def write_arrays(store: BlobStore, prefix: str, arrays: dict[str, np.ndarray],
             chunk = padded_chunk(arrays[layout.key], layout, index)
             view = memoryview(chunk.data).cast("B") if chunk.size else memoryview(b"")
             checksum = crc32(view)
-            batch.put(f"{prefix}/{layout.chunk_key(name)}", view)
+            sink.put(layout.chunk_key(name), view, checksum)
         finally:
             budget.release(nbytes)
         with lock:
@@ -150,7 +156,7 @@ def write_arrays(store: BlobStore, prefix: str, arrays: dict[str, np.ndarray],
 
     def put_metadata(layout: ArrayLayout) -> None:
         if metadata:
-            _put_metadata(batch, prefix, layout)
+            _put_json(sink, *array_metadata_entry(layout))
 
     def put_small(group: list[ArrayLayout]) -> None:
         for layout in group:
@@ -164,34 +170,55 @@ def write_arrays(store: BlobStore, prefix: str, arrays: dict[str, np.ndarray],
     ]
     calls += [partial(put_metadata, layout) for layout in large]
     calls += [partial(put_small, group) for group in small]
-    run_parallel(calls, workers_for(settings, store))
-    batch.commit()
+    run_parallel(calls, workers)
     return checksums
 
 
-def write_metadata(store: BlobStore, prefix: str, layouts: Iterable[ArrayLayout],
-                   settings: IOSettings) -> None:
+def write_metadata(sink: Sink, layouts: Iterable[ArrayLayout], workers: int) -> None:
     """Every array's ``zarr.json`` (for arrays written with ``metadata=False``)."""
-    batch = store.write_batch()
-    run_parallel([partial(_put_metadata, batch, prefix, layout) for layout in layouts],
-                 workers_for(settings, store))
-    batch.commit()
+    run_parallel([partial(_put_json, sink, *array_metadata_entry(layout))
+                  for layout in layouts], workers)
 
 
-def _put_metadata(batch: WriteBatch, prefix: str, layout: ArrayLayout) -> None:
-    batch.put(f"{prefix}/{layout.key}/zarr.json", _json_bytes(layout.metadata()))
+def array_metadata_entry(layout: ArrayLayout) -> tuple[str, bytes]:
+    """``(name, bytes)`` of an array's ``zarr.json``."""
+    return f"{layout.key}/zarr.json", _json_bytes(layout.metadata())
 
 
-def write_group(store: BlobStore, prefix: str, attributes: dict[str, Any],
-                layouts: list[ArrayLayout], manifest: dict[str, Any]) -> None:
-    """The groups' ``zarr.json`` files, a barrier, then the manifest: the last object."""
-    batch = store.write_batch()
-    for group in sorted(intermediate_groups(layouts)):
-        batch.put(f"{prefix}/{group}/zarr.json",
-                  _json_bytes({"zarr_format": 3, "node_type": "group", "attributes": {}}))
-    batch.put(f"{prefix}/zarr.json", _json_bytes(group_metadata(attributes, layouts)))
-    batch.commit()
+def group_entries(attributes: dict[str, Any], layouts: list[ArrayLayout]) -> dict[str, bytes]:
+    """The groups' ``zarr.json`` files: the root (attributes, consolidated metadata) and
+    one per folder above an array."""
+    entries = {f"{group}/zarr.json": _json_bytes({"zarr_format": 3, "node_type": "group",
+                                                  "attributes": {}})
+               for group in sorted(intermediate_groups(layouts))}
+    entries["zarr.json"] = _json_bytes(group_metadata(attributes, layouts))
+    return entries
+
+
+def archive_plan(layouts: Iterable[ArrayLayout], groups: dict[str, bytes]) -> ArchivePlan:
+    """Every entry of a packed save: each chunk, each array's and group's ``zarr.json``."""
+    entries: list[tuple[str, int]] = []
+    for layout in layouts:
+        chunk_bytes = int(np.prod(layout.chunks)) * np.dtype(layout.stored_dtype).itemsize
+        entries += [(layout.chunk_key(index), chunk_bytes) for index in layout.chunk_indices()]
+        name, data = array_metadata_entry(layout)
+        entries.append((name, len(data)))
+    entries += [(name, len(data)) for name, data in groups.items()]
+    return ArchivePlan([(f"{ROOT}/{name}", size) for name, size in entries])
+
+
+def commit_save(store: BlobStore, prefix: str, sink: Sink, groups: dict[str, bytes],
+                manifest: dict[str, Any]) -> None:
+    """The groups' ``zarr.json`` files into ``sink``, the barrier (``sink.commit``), then
+    the manifest, last, with the store's own durable ``put``."""
+    for name, data in groups.items():
+        _put_json(sink, name, data)
+    sink.commit()
     store.put(f"{prefix}/{MANIFEST}", _json_bytes(manifest))
+
+
+def _put_json(sink: Sink, name: str, data: bytes) -> None:
+    sink.put(name, data, crc32(data))
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -203,26 +230,26 @@ def _suffix(layout: ArrayLayout, index: tuple[int, ...]) -> str:
 
 
 # ----------------------------------------------------------------------------- reading
-def _fetch_chunk(store: BlobStore, prefix: str, layout: ArrayLayout, index: tuple[int, ...],
+def _fetch_chunk(source: ChunkSource, layout: ArrayLayout, index: tuple[int, ...],
                  checksums: dict[str, int], what: str, dest: np.ndarray | None = None
                  ) -> np.ndarray:
     """Chunk ``index``, verified, read into ``dest`` (a C-contiguous array of the chunk's
     shape and stored dtype: a part of the caller's result) or into a new buffer."""
-    key = f"{prefix}/{layout.chunk_key(index)}"
-    name = f"{what}: array {layout.key!r} chunk {_suffix(layout, index)}"
+    stored, suffix = layout.chunk_key(index), _suffix(layout, index)
+    name = f"{what}: array {layout.key!r} chunk {suffix}"
     dtype = np.dtype(layout.stored_dtype)
     chunk = np.empty(layout.chunks, dtype=dtype) if dest is None else dest
     raw = chunk.reshape(-1).view(np.uint8)
     try:
-        size = store.get_into(key, raw.data) if raw.size else len(store.get(key))
+        size = source.read_into(layout.key, suffix, stored, raw.data)
     except IntegrityError as error:  # the object is larger than a chunk
         raise IntegrityError(name, "a full chunk", error.actual) from error
     if size != raw.size:
         raise IntegrityError(name, "a full chunk", f"{size} bytes")
-    expected = checksums.get(_suffix(layout, index))
+    expected = checksums.get(suffix)
     actual = crc32(raw.data)
     if expected is None or actual != expected:
-        raise IntegrityError(f"{name} ({store.url.rstrip('/')}/{key})", f"crc32 {expected}",
+        raise IntegrityError(f"{name} ({source.where(stored)})", f"crc32 {expected}",
                              f"crc32 {actual}")
     return chunk
 
@@ -235,7 +262,7 @@ def _in_place(target: np.ndarray, layout: ArrayLayout, index: tuple[int, ...]
     return part if part.shape == layout.chunks and part.flags.c_contiguous else None
 
 
-def read_arrays(store: BlobStore, prefix: str, layouts: list[ArrayLayout],
+def read_arrays(source: ChunkSource, layouts: list[ArrayLayout],
                 checksums: dict[str, dict[str, int]], settings: IOSettings, what: str,
                 into: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Read whole arrays (into ``into``'s buffers where given), verifying every chunk."""
@@ -248,7 +275,7 @@ def read_arrays(store: BlobStore, prefix: str, layouts: list[ArrayLayout],
         target = out[layout.key]
         assert target is not None
         direct = _in_place(target, layout, index)
-        chunk = _fetch_chunk(store, prefix, layout, index, checksums[layout.key], what, direct)
+        chunk = _fetch_chunk(source, layout, index, checksums[layout.key], what, direct)
         if direct is None:
             region = layout.chunk_region(index)
             target[region] = chunk[tuple(slice(0, r.stop - r.start) for r in region)]
@@ -263,11 +290,11 @@ def read_arrays(store: BlobStore, prefix: str, layouts: list[ArrayLayout],
         partial(load, layout, index) for layout in large for index in layout.chunk_indices()
     ]
     calls += [partial(load_small, batch) for batch in small]
-    run_parallel(calls, workers_for(settings, store))
+    run_parallel(calls, workers_for(settings, source.store))
     return {key: value for key, value in out.items() if value is not None}
 
 
-def read_region(store: BlobStore, prefix: str, layout: ArrayLayout, checksums: dict[str, int],
+def read_region(source: ChunkSource, layout: ArrayLayout, checksums: dict[str, int],
                 region: tuple[slice, ...], settings: IOSettings, what: str,
                 out: np.ndarray | None = None) -> np.ndarray:
     """The ``region`` of one array (into ``out``, of the region's shape and the stored
@@ -280,7 +307,7 @@ def read_region(store: BlobStore, prefix: str, layout: ArrayLayout, checksums: d
                          f"the region needs {shape} {dtype}")
 
     def load(index: tuple[int, ...]) -> None:
-        chunk = _fetch_chunk(store, prefix, layout, index, checksums, what)
+        chunk = _fetch_chunk(source, layout, index, checksums, what)
         covered = layout.chunk_region(index)
         lo = [max(c.start, r.start) for c, r in zip(covered, region, strict=True)]
         hi = [min(c.stop, r.stop) for c, r in zip(covered, region, strict=True)]
@@ -291,5 +318,5 @@ def read_region(store: BlobStore, prefix: str, layout: ArrayLayout, checksums: d
         target[dst] = chunk[src]
 
     run_parallel([partial(load, index) for index in layout.overlapping(region)],
-                 workers_for(settings, store))
+                 workers_for(settings, source.store))
     return target

@@ -10,6 +10,10 @@
     <prefix>/dataplane-manifest.json        written LAST: keys, shapes, dtypes, per-chunk
                                             crc32 checksums; its presence marks completeness
 
+Packed (local disk, :mod:`.archive`), every key but the manifest is instead an entry
+``checkpoint/<key>`` of one ``<prefix>/checkpoint.zip``, and the manifest also records
+each chunk's offset in it.
+
 Chunks are uncompressed little-endian bytes (the ``bytes`` codec), split along the leading
 dimensions to about ``chunk_bytes`` each; edge chunks are padded to the full chunk shape,
 as zarr v3 requires.
@@ -29,7 +33,8 @@ import numpy as np
 __all__ = ["MANIFEST", "ArrayLayout", "chunk_shape_for", "group_metadata"]
 
 MANIFEST = "dataplane-manifest.json"
-FORMAT_VERSION = 2  # 2: "." chunk key separator, recorded per array (1 used "/")
+FORMAT_VERSION = 3  # 3: may be packed in one archive (manifest "archive", chunk "offsets");
+#                    2: "." chunk key separator, recorded per array (1 used "/")
 
 
 def chunk_shape_for(shape: tuple[int, ...], itemsize: int, chunk_bytes: int) -> tuple[int, ...]:

@@ -5,8 +5,10 @@ A checkpoint is ``(run, step)``. Save, in this order:
 1. flatten the state (refusing unsupported leaves and colliding keys) and refuse a step
    that already exists;
 2. write every chunk and array's ``zarr.json`` under a fresh prefix
-   ``<tenant>/checkpoints/<run>/step-<step>-<attempt>/`` (parallel, memory-bounded);
-3. write the group ``zarr.json`` and then the manifest, last;
+   ``<tenant>/checkpoints/<run>/step-<step>-<attempt>/`` (parallel, memory-bounded), as
+   one object each or, where the store writes at offsets (local disk), packed into one
+   ``checkpoint.zip`` (:mod:`.placement`);
+3. write the groups' ``zarr.json``, make all of it durable, then write the manifest, last;
 4. commit the step in the catalog (kind ``checkpoints``, name ``run``) — the moment it
    becomes visible to ``steps``, ``latest`` and ``load``;
 5. apply retention (``keep_last``, ``keep_every``).
@@ -33,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..blob import BlobStore
 from ..catalog import VersionRecord
 from ..config import mask_url
 from ..errors import (
@@ -45,9 +46,20 @@ from ..errors import (
 )
 from ..identity import current_actor
 from ..names import check_name
+from .archive import ARCHIVE, ROOT
 from .dtypes import StoredArray, from_stored, stored_dtype, to_stored
-from .io import IOSettings, read_arrays, read_region, write_arrays, write_group
+from .io import (
+    IOSettings,
+    archive_plan,
+    commit_save,
+    group_entries,
+    read_arrays,
+    read_region,
+    workers_for,
+    write_arrays,
+)
 from .layout import FORMAT_VERSION, MANIFEST, ArrayLayout, chunk_shape_for
+from .placement import ArchiveSink, ChunkSource, FolderSink, Sink
 from .shard import Shard
 from .tree import array_keys, flatten, unflatten
 
@@ -88,8 +100,10 @@ class Checkpoint:
 
     @property
     def location(self) -> tuple[str, dict[str, Any]]:
-        """``(url, storage_options)`` for ``zarr.open_group(store=FsspecStore.from_url(...))``
-        or ``zarr.open_group(path)`` on local disk."""
+        """``(url, storage_options)`` for ``zarr.open_group(url, storage_options=...,
+        mode="r")``. A packed save (local disk) is ``zip://checkpoint::file:///.../checkpoint.zip``
+        (or ``zarr.storage.ZipStore(path)`` with ``path="checkpoint"``); a folder
+        on local disk is ``file:///...`` (``zarr.open_group(path)``)."""
         return self.url, dict(self.storage_options)
 
     def __repr__(self) -> str:
@@ -186,9 +200,20 @@ class CheckpointStore:
         store = self.plane.store(backend)
         prefix = self._new_prefix(run, step)
         layouts = {key: self._layout(key, s) for key, s in stored.items()}
-        checksums = write_arrays(store, prefix, {k: s.data for k, s in stored.items()},
-                                 layouts, self.settings)
-        return self._commit(run, step, backend, prefix, layouts, checksums, spec, metadata)
+        attributes = _attributes(run, step, spec, metadata)
+        groups = group_entries(attributes, list(layouts.values()))
+        packed = self.settings.packs(store)
+        sink: Sink = (ArchiveSink(store, prefix, archive_plan(layouts.values(), groups))
+                      if packed else FolderSink(store, prefix))
+        try:
+            checksums = write_arrays(sink, {k: s.data for k, s in stored.items()}, layouts,
+                                     self.settings, workers_for(self.settings, store))
+            offsets = _archive_offsets(sink, layouts) if isinstance(sink, ArchiveSink) else None
+            return self._commit(run, step, backend, prefix, layouts, checksums, spec, metadata,
+                                sink=sink, groups=groups, offsets=offsets)
+        except BaseException:
+            sink.abort()
+            raise
 
     def _new_prefix(self, run: str, step: int) -> str:
         return f"{self._run_prefix(run)}/step-{step:010d}-{uuid.uuid4().hex[:8]}"
@@ -196,18 +221,22 @@ class CheckpointStore:
     def _commit(self, run: str, step: int, backend: str, prefix: str,
                 layouts: dict[str, ArrayLayout], checksums: dict[str, dict[str, int]],
                 spec: dict[str, Any], metadata: Mapping[str, Any] | None,
-                sharding: dict[str, Any] | None = None) -> Checkpoint:
-        """Steps 3-5 once every chunk is written: the group ``zarr.json`` and the manifest
-        (with ``sharding``, where the arrays were split across ranks), the catalog commit,
-        retention."""
+                sharding: dict[str, Any] | None = None, *, sink: Sink | None = None,
+                groups: dict[str, bytes] | None = None,
+                offsets: dict[str, dict[str, int]] | None = None) -> Checkpoint:
+        """Steps 3-5 once every chunk is in ``sink`` (default: a new folder sink): the
+        groups' ``zarr.json``, the barrier and the manifest (with ``sharding``, where the
+        arrays were split across ranks), the catalog commit, retention."""
         store = self.plane.store(backend)
-        manifest = _manifest(run, step, layouts, checksums)
-        attributes = {"dataplane": {"format": FORMAT_VERSION, "run": run, "step": step,
-                                    "spec": spec, "metadata": dict(metadata or {})}}
-        extra = {} if sharding is None else {"sharding": sharding}
+        extra: dict[str, Any] = {} if sharding is None else {"sharding": sharding}
+        if offsets is not None:
+            extra["archive"] = ARCHIVE
+        manifest = _manifest(run, step, layouts, checksums, offsets)
         manifest.update(extra)
-        attributes["dataplane"].update(extra)
-        write_group(store, prefix, attributes, list(layouts.values()), manifest)
+        if groups is None:
+            groups = group_entries(_attributes(run, step, spec, metadata, sharding),
+                                   list(layouts.values()))
+        commit_save(store, prefix, sink or FolderSink(store, prefix), groups, manifest)
         self._refuse_existing(run, step)
         record = self.plane.catalog.commit_version(
             self.plane.tenant, "checkpoints", run, digest=_digest(manifest),
@@ -250,8 +279,8 @@ class CheckpointStore:
         if template is not None:  # read only what the template holds
             held = set(flatten(template)[0])
             wanted = [k for k in wanted if k in held]
-        store, prefix = self._store_of(checkpoint)
-        data = read_arrays(store, prefix, [layouts[k] for k in wanted], _checksums(raw),
+        data = read_arrays(self._source_of(checkpoint), [layouts[k] for k in wanted],
+                           _checksums(raw),
                            self.settings, f"checkpoint {run}@{checkpoint.step}", into)
         if template is not None:
             return _fill_template(template, data, layouts, spec)
@@ -272,8 +301,8 @@ class CheckpointStore:
             raise NotFoundError(f"checkpoint {run}@{checkpoint.step} has no array {key!r}")
         layout = layouts[key]
         slices, squeeze = _normalize(region, layout.shape)
-        store, prefix = self._store_of(checkpoint)
-        part = read_region(store, prefix, layout, _checksums(checkpoint.record.manifest)[key],
+        part = read_region(self._source_of(checkpoint), layout,
+                           _checksums(checkpoint.record.manifest)[key],
                            slices, self.settings, f"checkpoint {run}@{checkpoint.step}")
         # reshape, not indexing: indexing a 0-d result gives a numpy scalar, and
         # np.ascontiguousarray turns that into shape (1,)
@@ -284,12 +313,12 @@ class CheckpointStore:
         """Re-read every chunk of a checkpoint and check every checksum."""
         checkpoint = self.checkpoint(run, step)
         raw = checkpoint.record.manifest
-        store, prefix = self._store_of(checkpoint)
-        stored = json.loads(store.get(f"{prefix}/{MANIFEST}"))
+        source = self._source_of(checkpoint)
+        stored = json.loads(source.store.get(f"{source.prefix}/{MANIFEST}"))
         if _digest(stored) != checkpoint.record.digest:
             raise IntegrityError(f"checkpoint {run}@{checkpoint.step} manifest",
                                  checkpoint.record.digest, _digest(stored))
-        read_arrays(store, prefix, list(_layouts(raw).values()), _checksums(raw),
+        read_arrays(source, list(_layouts(raw).values()), _checksums(raw),
                     self.settings, f"checkpoint {run}@{checkpoint.step}")
         return checkpoint
 
@@ -325,7 +354,8 @@ class CheckpointStore:
         checkpoint = self.checkpoint(run, step)
         self.plane.catalog.tombstone(self.plane.tenant, "checkpoints", run,
                                      checkpoint.record.number, actor=current_actor())
-        store, prefix = self._store_of(checkpoint)
+        source = self._source_of(checkpoint)
+        store, prefix = source.store, source.prefix
         for info in list(store.list(prefix + "/")):
             store.delete(info.key)
 
@@ -367,20 +397,29 @@ class CheckpointStore:
         for step in self.retention.doomed(self.steps(run)):
             self.delete(run, step)
 
-    def _store_of(self, checkpoint: Checkpoint) -> tuple[BlobStore, str]:
+    def _source_of(self, checkpoint: Checkpoint) -> ChunkSource:
+        """Where the checkpoint's chunks are read from: its active location, as a folder
+        of objects or (a packed save) its archive."""
         active = [loc for loc in checkpoint.record.locations if loc.state == "active"]
         if not active:
             raise NotFoundError(f"checkpoint {checkpoint.run}@{checkpoint.step} has no "
                                 "active location")
-        return self.plane.store(active[0].backend), checkpoint.record.manifest["prefix"]
+        raw = checkpoint.record.manifest
+        offsets = ({key: value["offsets"] for key, value in raw["arrays"].items()}
+                   if raw.get("archive") else None)
+        return ChunkSource(self.plane.store(active[0].backend), raw["prefix"], offsets)
 
     def _checkpoint(self, record: VersionRecord) -> Checkpoint:
         prefix = record.manifest["prefix"]
         backend = next((loc.backend for loc in record.locations if loc.state == "active"),
                        record.locations[0].backend if record.locations else "")
         spec = self.plane.config.backends[backend]
-        url = f"{spec.url.rstrip('/')}/{prefix}"
-        return Checkpoint(record.name, record.manifest["step"], url, dict(spec.options),
+        url, options = f"{spec.url.rstrip('/')}/{prefix}", dict(spec.options)
+        if record.manifest.get("archive"):  # fsspec's chained URL: zip over the store
+            url = f"zip://{ROOT}::{url}/{record.manifest['archive']}"
+            scheme = spec.url.partition("://")[0]
+            options = {scheme: options} if options and scheme != "file" else {}
+        return Checkpoint(record.name, record.manifest["step"], url, options,
                           tuple(array_keys(record.manifest["spec"])), record.metadata,
                           record.created_at, record)
 
@@ -422,10 +461,32 @@ def _check_step(step: int) -> None:
 
 
 def _manifest(run: str, step: int, layouts: dict[str, ArrayLayout],
-              checksums: dict[str, dict[str, int]]) -> dict[str, Any]:
-    return {"format": FORMAT_VERSION, "run": run, "step": step,
-            "arrays": {key: {**layout.to_json(), "crc32": checksums[key]}
-                       for key, layout in layouts.items()}}
+              checksums: dict[str, dict[str, int]],
+              offsets: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    arrays = {key: {**layout.to_json(), "crc32": checksums[key]}
+              for key, layout in layouts.items()}
+    for key, where in (offsets or {}).items():
+        arrays[key]["offsets"] = where
+    return {"format": FORMAT_VERSION, "run": run, "step": step, "arrays": arrays}
+
+
+def _attributes(run: str, step: int, spec: dict[str, Any], metadata: Mapping[str, Any] | None,
+                sharding: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The root group's attributes: what a plain zarr reader sees of the checkpoint."""
+    attributes: dict[str, Any] = {"format": FORMAT_VERSION, "run": run, "step": step,
+                                  "spec": spec, "metadata": dict(metadata or {})}
+    if sharding is not None:
+        attributes["sharding"] = sharding
+    return {"dataplane": attributes}
+
+
+def _archive_offsets(sink: ArchiveSink, layouts: dict[str, ArrayLayout]
+                     ) -> dict[str, dict[str, int]]:
+    """Where each chunk's bytes start in the archive, per array, per chunk suffix."""
+    return {key: {".".join(map(str, index)) or "0":
+                  sink.entry(layout.chunk_key(index)).data_offset
+                  for index in layout.chunk_indices()}
+            for key, layout in layouts.items()}
 
 
 def _digest(manifest: dict[str, Any]) -> str:

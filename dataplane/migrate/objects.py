@@ -6,6 +6,9 @@ object was first written, never against a digest taken from the copy's own sourc
 - a model or dataset file: the SHA-256 in the version's manifest (its key is
   content-addressed, ``<tenant>/<kind>/<name>/objects/<sha256>``);
 - a checkpoint chunk: the crc32 in the checkpoint's manifest;
+- a packed checkpoint's ``checkpoint.zip``: the crc32 of every chunk at its recorded
+  offset in the archive (its zip headers and ``zarr.json`` entries carry no recorded
+  digest, and the zip format's own CRC-32s cover those entries);
 - a checkpoint's ``dataplane-manifest.json``: the version's digest (SHA-256 of its
   canonical JSON);
 - a checkpoint's ``zarr.json`` metadata, for which nothing was recorded: the SHA-256 of
@@ -18,11 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..blob import BlobStore
 from ..catalog import VersionRecord
@@ -56,11 +63,19 @@ def objects_of(record: VersionRecord, source: BlobStore) -> list[PlannedObject]:
 def _checkpoint_objects(record: VersionRecord, source: BlobStore) -> Iterator[PlannedObject]:
     prefix = record.manifest["prefix"]
     recorded: dict[str, Expected] = {f"{prefix}/{MANIFEST}": {"manifest": record.digest}}
+    archive = record.manifest.get("archive")
+    regions: list[list[int]] = []
     for key, raw in record.manifest["arrays"].items():
         layout = ArrayLayout.from_json(key, raw)
+        size = math.prod(layout.chunks) * np.dtype(layout.stored_dtype).itemsize
         for index in layout.chunk_indices():
             suffix = ".".join(map(str, index)) or "0"
-            recorded[f"{prefix}/{layout.chunk_key(index)}"] = {"crc32": raw["crc32"][suffix]}
+            if archive:
+                regions.append([raw["offsets"][suffix], size, raw["crc32"][suffix]])
+            else:
+                recorded[f"{prefix}/{layout.chunk_key(index)}"] = {"crc32": raw["crc32"][suffix]}
+    if archive:
+        recorded[f"{prefix}/{archive}"] = {"regions": sorted(regions)}
     listed = {info.key: info.size for info in source.list(prefix + "/")}
     for key in sorted(set(recorded) | set(listed)):
         yield PlannedObject(key, listed.get(key, 0), recorded.get(key, {"sha256": None}))
@@ -78,6 +93,9 @@ def check_bytes(expected: Expected, data: bytes | memoryview) -> str | None:
     if "crc32" in expected:
         crc = zlib.crc32(data) & 0xFFFFFFFF
         return None if crc == expected["crc32"] else f"crc32 {crc} != {expected['crc32']}"
+    if "regions" in expected:
+        view = memoryview(data)
+        return _check_regions(expected["regions"], lambda start, size: view[start:start + size])
     if "manifest" in expected:
         try:
             parsed = json.loads(bytes(data))
@@ -91,6 +109,10 @@ def check_bytes(expected: Expected, data: bytes | memoryview) -> str | None:
 
 def check_file(expected: Expected, path: Path) -> str | None:
     """Like :func:`check_bytes` for a local file, read in 8 MiB pieces."""
+    if "regions" in expected:
+        with open(path, "rb") as file:
+            return _check_regions(expected["regions"],
+                                  lambda start, size: os.pread(file.fileno(), size, start))
     if "sha256" not in expected or expected["sha256"] is None:
         return check_bytes(expected, path.read_bytes())
     digest = hashlib.sha256()
@@ -107,6 +129,17 @@ def file_sha256(path: Path) -> str:
         while block := file.read(_READ):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _check_regions(regions: list[list[int]],
+                   read: Callable[[int, int], bytes | memoryview]) -> str | None:
+    """Each ``[offset, size, crc32]`` region of an archive against its recorded crc32."""
+    for start, size, wanted in regions:
+        piece = read(start, size)
+        crc = zlib.crc32(piece) & 0xFFFFFFFF
+        if len(piece) != size or crc != wanted:
+            return f"the chunk at offset {start}: crc32 {crc} != {wanted}"
+    return None
 
 
 def _check_sha256(expected: Expected, actual: str) -> str | None:

@@ -13,7 +13,9 @@ import json
 import math
 import os
 import shutil
+import struct
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from dataplane_adapters.local import STAGING, LocalBlobStore
 
 import dataplane
 from dataplane.checkpoints import Checkpoint, CheckpointStore, IOSettings
+from dataplane.checkpoints.archive import ARCHIVE, ROOT
 from dataplane.facade import DataPlane
 
 TENANT = "default"
@@ -61,19 +64,53 @@ class CkptSite:
         return json.dumps(self.config)
 
     # ---------------------------------------------------------------- raw access
+    # A packed checkpoint (local disk) is one archive: its entries are addressed as
+    # ``<prefix>/checkpoint.zip!<name>`` and read or overwritten in place, found with the
+    # standard library's zipfile (no dataplane code in between).
     def key_of(self, checkpoint: Checkpoint) -> str:
         """The key prefix (relative to the backend root) that holds ``checkpoint``."""
         base = self.url.rstrip("/") + "/"
-        assert checkpoint.url.startswith(base), (checkpoint.url, base)
-        return checkpoint.url[len(base):]
+        url = checkpoint.url.removeprefix(f"zip://{ROOT}::").removesuffix(f"/{ARCHIVE}")
+        assert url.startswith(base), (checkpoint.url, base)
+        return url[len(base):]
+
+    def object_key(self, checkpoint: Checkpoint, name: str) -> str:
+        """The key of ``name`` (``"w/c.0.0"``, ``"zarr.json"``) in the checkpoint's layout."""
+        prefix = self.key_of(checkpoint)
+        packed = checkpoint.url.startswith("zip://")
+        return f"{prefix}/{ARCHIVE}!{ROOT}/{name}" if packed else f"{prefix}/{name}"
+
+    def _entry(self, key: str) -> tuple[Path, int, int]:
+        """``(archive path, data offset, size)`` of an archive entry key."""
+        archive, name = key.split("!", 1)
+        path = Path(self.root, archive)
+        with zipfile.ZipFile(path) as packed:
+            info = packed.getinfo(name)
+        with open(path, "rb") as file:
+            file.seek(info.header_offset + 26)
+            name_len, extra_len = struct.unpack("<HH", file.read(4))
+        return path, info.header_offset + 30 + name_len + extra_len, info.file_size
 
     def read(self, key: str) -> bytes:
+        if "!" in key:
+            path, offset, size = self._entry(key)
+            with open(path, "rb") as file:
+                file.seek(offset)
+                return file.read(size)
         if self.fs is None:
             return Path(self.root, key).read_bytes()
         return bytes(self.fs.cat_file(f"{self.root}/{key}"))
 
     def write(self, key: str, data: bytes) -> None:
-        """Overwrite (or create) a stored object, as a disk fault or a rogue writer would."""
+        """Overwrite (or create) a stored object, as a disk fault or a rogue writer would;
+        an archive entry is overwritten in place (same length only)."""
+        if "!" in key:
+            path, offset, size = self._entry(key)
+            assert len(data) == size, "an archive entry is rewritten in place, same length"
+            with open(path, "r+b") as file:
+                file.seek(offset)
+                file.write(data)
+            return
         if self.fs is None:
             path = Path(self.root, key)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,11 +141,16 @@ class CkptSite:
         return {p[skip:] for p in self.fs.find(self.root) if p[skip:].startswith(prefix)}
 
     def chunk_keys(self, checkpoint: Checkpoint) -> dict[str, tuple[str, str]]:
-        """Every chunk object of ``checkpoint``: key -> (array key, chunk suffix "i.j")."""
+        """Every chunk object (or archive entry) of ``checkpoint``: key -> (array key,
+        chunk suffix "i.j")."""
         prefix = self.key_of(checkpoint) + "/"
+        names = {key[len(prefix):]: key for key in self.keys(prefix)}
+        if ARCHIVE in names:
+            with zipfile.ZipFile(Path(self.root, names[ARCHIVE])) as packed:
+                names = {n.removeprefix(f"{ROOT}/"): f"{prefix}{ARCHIVE}!{n}"
+                         for n in packed.namelist()}
         out: dict[str, tuple[str, str]] = {}
-        for key in self.keys(prefix):
-            rel = key[len(prefix):]
+        for rel, key in names.items():
             owners = [a for a in checkpoint.keys if rel == f"{a}/c" or rel.startswith(f"{a}/c.")]
             if not owners:
                 continue  # zarr.json files and the manifest
@@ -354,9 +396,16 @@ class QuotaBlobStore(LocalBlobStore):
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
 
     def _put(self, key: str, data: bytes | bytearray | memoryview) -> Any:
-        if self._used() + memoryview(data).nbytes > self.quota_bytes:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self._path(key)))
+        self._check_room(key, memoryview(data).nbytes)
         return super()._put(key, data)
+
+    def _open_positional(self, key: str, size: int) -> Any:
+        self._check_room(key, size)  # where the real adapter's space reservation fails
+        return super()._open_positional(key, size)
+
+    def _check_room(self, key: str, size: int) -> None:
+        if self._used() + size > self.quota_bytes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self._path(key)))
 
 
 def mount_tmpfs(folder: Path, size: str) -> bool:

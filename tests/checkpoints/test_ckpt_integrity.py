@@ -75,7 +75,7 @@ def test_a_flip_in_the_padding_of_an_edge_chunk_is_detected(ckpt_plane: DataPlan
     """The padding is never part of the array, but it is part of the stored chunk."""
     store = small_store(ckpt_plane)
     saved = store.save("integ", 1, integrity_state())
-    edge = f"{ckpt_site.key_of(saved)}/big/c.6.0"  # rows 36-39, padded to 6 rows
+    edge = ckpt_site.object_key(saved, "big/c.6.0")  # rows 36-39, padded to 6 rows
     check_detected(store, ckpt_site, edge, "big", "6.0", -1)
 
 
@@ -83,9 +83,12 @@ def test_a_truncated_or_replaced_chunk_is_detected(ckpt_plane: DataPlane,
                                                    ckpt_site: CkptSite) -> None:
     store = small_store(ckpt_plane)
     saved = store.save("integ", 1, integrity_state())
-    key = f"{ckpt_site.key_of(saved)}/big/c.2.0"
+    key = ckpt_site.object_key(saved, "big/c.2.0")
     original = ckpt_site.read(key)
-    for damaged in (original[:-8], original + b"\0", bytes(len(original))):
+    damages = [original[:-8], original + b"\0", bytes(len(original))]
+    if "!" in key:  # an archive entry keeps its length (a cut archive: test_ckpt_packed)
+        damages = damages[2:]
+    for damaged in damages:
         ckpt_site.write(key, damaged)
         with pytest.raises(dataplane.IntegrityError, match=r"'big'.*chunk 2\.0"):
             store.load("integ")

@@ -30,6 +30,8 @@ def open_with_zarr(checkpoint: Checkpoint, **kwargs: Any) -> zarr.Group:
     url, options = checkpoint.location
     if url.startswith("file://"):
         return zarr.open_group(unquote(urlsplit(url).path), mode="r", **kwargs)
+    if url.startswith("zip://"):  # a packed save: the URL alone, as a user would
+        return zarr.open_group(url, mode="r", storage_options=options or None, **kwargs)
     store = zarr.storage.FsspecStore.from_url(url, storage_options=options, read_only=True)
     return zarr.open_group(store=store, mode="r", **kwargs)
 

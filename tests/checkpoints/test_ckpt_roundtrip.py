@@ -33,9 +33,9 @@ def test_rich_state_round_trips_bit_for_bit(rich_saved: RichSaved) -> None:
         per_array[array] = per_array.get(array, 0) + 1
     assert all(per_array[f"numpy/{name}"] >= 3 for name in state["numpy"])
     assert per_array["grid2d"] == 6 * 4
-    prefix = rich_saved.site.key_of(saved)
-    assert len(rich_saved.site.read(f"{prefix}/numpy/float64/c.2.0")) == 12 * 5 * 8  # 11 rows
-    assert len(rich_saved.site.read(f"{prefix}/grid2d/c.5.3")) == 50 * 8  # 47 columns
+    site = rich_saved.site
+    assert len(site.read(site.object_key(saved, "numpy/float64/c.2.0"))) == 12 * 5 * 8  # 11 rows
+    assert len(site.read(site.object_key(saved, "grid2d/c.5.3"))) == 50 * 8  # 47 columns
 
 
 def test_a_fresh_connection_loads_what_another_saved(ckpt_site: CkptSite) -> None:

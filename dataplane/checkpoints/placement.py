@@ -1,0 +1,115 @@
+"""Where a checkpoint's objects go and come from: a folder of objects, or one archive.
+
+The writer (:mod:`.io`) hands every chunk and ``zarr.json`` to a :class:`Sink`, from many
+threads, then calls ``commit`` once; the reader asks a :class:`ChunkSource` for a chunk's
+bytes. Two placements, same keys:
+
+- the **folder layout** (:class:`FolderSink`): one object per key under the save's prefix,
+  through a write batch (on object stores every PUT is its own request, in parallel);
+- the **packed layout** (:class:`ArchiveSink`): one ``checkpoint.zip`` under the prefix,
+  written in place at offsets planned up front (:mod:`.archive`), for stores that write
+  at offsets (local disk), where a file per key costs more than its bytes.
+
+Either way ``commit`` returns only once everything put is durable; the manifest, written
+after it, is what makes the checkpoint exist.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from ..blob import BlobStore, PositionalWriter
+from .archive import ARCHIVE, ROOT, ArchivePlan, PlannedEntry
+
+__all__ = ["ArchiveSink", "ChunkSource", "FolderSink", "Sink"]
+
+#: Entries up to this size go out as one write of header + bytes (one copy, one call).
+_JOIN_BELOW = 256 * 2**10
+
+
+class Sink:
+    """Receives every object of one save (``put`` from any thread), then ``commit``."""
+
+    def put(self, name: str, data: memoryview | bytes, crc: int) -> None:
+        """Store ``data`` (whose CRC-32 is ``crc``) under ``name``, relative to the save."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """Every object put is durable when this returns."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Give up after a failure; what was written is left to gc (or discarded)."""
+
+
+class FolderSink(Sink):
+    """One object per name under ``prefix``, through a write batch."""
+
+    def __init__(self, store: BlobStore, prefix: str):
+        self.prefix = prefix
+        self._batch = store.write_batch()
+
+    def put(self, name: str, data: memoryview | bytes, crc: int) -> None:
+        self._batch.put(f"{self.prefix}/{name}", data)
+
+    def commit(self) -> None:
+        self._batch.commit()
+
+
+class ArchiveSink(Sink):
+    """Every name an entry of ``<prefix>/checkpoint.zip``, planned by ``plan``."""
+
+    def __init__(self, store: BlobStore, prefix: str, plan: ArchivePlan):
+        self.plan = plan
+        self._crcs: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._writer: PositionalWriter = store.open_positional(f"{prefix}/{ARCHIVE}",
+                                                               plan.total_size)
+
+    def entry(self, name: str) -> PlannedEntry:
+        """Where object ``name`` of the save goes in the archive."""
+        return self.plan.entry(f"{ROOT}/{name}")
+
+    def put(self, name: str, data: memoryview | bytes, crc: int) -> None:
+        entry = self.entry(name)
+        header = self.plan.local_header(entry.name, crc)
+        if entry.size <= _JOIN_BELOW:
+            self._writer.write_at(entry.header_offset, header + bytes(data))
+        else:
+            self._writer.write_at(entry.data_offset, data)
+            self._writer.write_at(entry.header_offset, header)
+        with self._lock:
+            self._crcs[entry.name] = crc
+
+    def commit(self) -> None:
+        missing = [entry.name for entry in self.plan if entry.name not in self._crcs]
+        if missing:
+            raise RuntimeError(f"archive entries never written: {missing[:5]}")
+        self._writer.write_at(self.plan.directory_offset, self.plan.central_directory(self._crcs))
+        self._writer.commit()
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+@dataclass(frozen=True)
+class ChunkSource:
+    """Where to read a saved checkpoint's chunks: objects under ``prefix``, or (where
+    ``offsets`` is given: per array, per chunk suffix) entries of its archive."""
+
+    store: BlobStore
+    prefix: str
+    offsets: dict[str, dict[str, int]] | None = field(default=None)
+
+    def read_into(self, key: str, suffix: str, name: str, out: memoryview) -> int:
+        """Read the chunk stored as ``name`` (array ``key``, chunk ``suffix``) into ``out``;
+        returns its size as stored (an archive entry: up to ``len(out)`` bytes)."""
+        if self.offsets is None:
+            return self.store.get_into(f"{self.prefix}/{name}", out)
+        return self.store.read_at(f"{self.prefix}/{ARCHIVE}", self.offsets[key][suffix], out)
+
+    def where(self, name: str) -> str:
+        """The stored object (and entry) a chunk lives in, for messages."""
+        base = f"{self.store.url.rstrip('/')}/{self.prefix}"
+        return f"{base}/{name}" if self.offsets is None else f"{base}/{ARCHIVE}!{ROOT}/{name}"
