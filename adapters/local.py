@@ -57,6 +57,8 @@ __all__ = ["LocalBlobStore"]
 STAGING = ".dataplane-staging"
 STALE_STAGING_S = 24 * 3600.0
 POSITIONAL_PREFIX = "pos-"
+_EARLY_WRITEBACK_BYTES = 2**20  # pieces this large start their writeback at once
+_SYNC_FILE_RANGE_WRITE = 2
 _RENAME_RACE_RETRIES = 5
 
 
@@ -349,8 +351,14 @@ class LocalPositionalWriter(PositionalWriter):
             raise
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        self.check_span(offset, memoryview(data).nbytes)
-        self.store._call(self._where, lambda: pwrite_all(self._fd, data, offset))
+        size = memoryview(data).nbytes
+        self.check_span(offset, size)
+        self.store._call(self._where, lambda: self._write(offset, data, size))
+
+    def _write(self, offset: int, data: bytes | bytearray | memoryview, size: int) -> None:
+        pwrite_all(self._fd, data, offset)
+        if self.store.fsync and size >= _EARLY_WRITEBACK_BYTES:
+            _start_writeback(self._fd, offset, size)
 
     def commit(self) -> ObjectInfo:
         try:
@@ -376,6 +384,16 @@ class LocalPositionalWriter(PositionalWriter):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._temp)
             self._temp = ""
+
+
+def _start_writeback(fd: int, offset: int, size: int) -> None:
+    """Ask the kernel to start writing ``[offset, offset + size)`` to disk now
+    (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which does not wait), so the disk works
+    while later pieces are still being written and the final fsync has little left to do.
+    A hint only: where it is unavailable nothing changes but the timing."""
+    function = getattr(_LIBC, "sync_file_range", None) if _LIBC is not None else None
+    if function is not None:
+        function(fd, ctypes.c_int64(offset), ctypes.c_int64(size), _SYNC_FILE_RANGE_WRITE)
 
 
 def _orphaned(path: str) -> bool:

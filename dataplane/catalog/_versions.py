@@ -145,9 +145,11 @@ def load_version(conn: Connection, owner: Owner, number: int) -> VersionRecord:
     return _records(conn, owner, [row])[0]
 
 
-def list_versions(conn: Connection, owner: Owner, include_deleted: bool) -> list[VersionRecord]:
-    """The name's versions, ascending by number."""
-    stmt = _versions_of(owner).order_by(versions.c.number)
+def list_versions(conn: Connection, owner: Owner, include_deleted: bool,
+                  manifests: bool = True) -> list[VersionRecord]:
+    """The name's versions, ascending by number (with ``manifests=False``, each record's
+    manifest is left empty: not read, not decoded)."""
+    stmt = _versions_of(owner, manifests).order_by(versions.c.number)
     if not include_deleted:
         stmt = stmt.where(versions.c.deleted_at.is_(None))
     return _records(conn, owner, conn.execute(stmt).all())
@@ -196,8 +198,9 @@ def _name_query(tenant: str, kind: str, name: str) -> Select[int]:
     )
 
 
-def _versions_of(owner: Owner) -> Select[Any]:
-    return select(versions).where(versions.c.name_id == owner.name_id)
+def _versions_of(owner: Owner, manifests: bool = True) -> Select[Any]:
+    columns = versions.c if manifests else [c for c in versions.c if c.name != "manifest"]
+    return select(*columns).where(versions.c.name_id == owner.name_id)
 
 
 def _alias_join(alias: str) -> Any:
@@ -221,7 +224,7 @@ def _record(owner: Owner, row: Row[Any], where: tuple[LocationRecord, ...]) -> V
         name=owner.name,
         number=row.number,
         digest=row.digest,
-        manifest=dict(row.manifest),
+        manifest=dict(row.manifest) if "manifest" in row._mapping else {},
         metadata=dict(row._mapping["metadata"]),
         created_at=row.created_at,
         created_by=row.created_by,

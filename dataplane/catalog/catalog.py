@@ -151,12 +151,17 @@ class Catalog:
             return resolve_version(conn, find_owner(conn, tenant, kind, name, ref), ref)
 
     def versions(
-        self, tenant: str, kind: str, name: str, *, include_deleted: bool = False
+        self, tenant: str, kind: str, name: str, *, include_deleted: bool = False,
+        manifests: bool = True,
     ) -> list[VersionRecord]:
-        """The name's versions in ascending number order (live ones unless asked)."""
+        """The name's versions in ascending number order (live ones unless asked).
+
+        ``manifests=False`` leaves every record's ``manifest`` empty, for listings that
+        need only numbers and metadata (a checkpoint's manifest is large).
+        """
         with self._db.read() as conn:
             owner = find_owner(conn, tenant, kind, name, "latest")
-            return list_versions(conn, owner, include_deleted)
+            return list_versions(conn, owner, include_deleted, manifests)
 
     def names(
         self, tenant: str, kind: str | None = None, prefix: str | None = None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import threading
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..blob import BlobStore
+from ..checksums import crc32
 from ..errors import IntegrityError
 from .archive import ROOT, ArchivePlan
 from .layout import MANIFEST, ArrayLayout, group_metadata, intermediate_groups, padded_chunk
@@ -80,10 +80,6 @@ class ByteBudget:
         with self._cond:
             self.held -= amount
             self._cond.notify_all()
-
-
-def crc32(data: bytes | memoryview) -> int:
-    return zlib.crc32(data) & 0xFFFFFFFF
 
 
 def run_parallel(calls: Sequence[Callable[[], None]], workers: int) -> None:
@@ -182,7 +178,7 @@ def write_metadata(sink: Sink, layouts: Iterable[ArrayLayout], workers: int) -> 
 
 def array_metadata_entry(layout: ArrayLayout) -> tuple[str, bytes]:
     """``(name, bytes)`` of an array's ``zarr.json``."""
-    return f"{layout.key}/zarr.json", _json_bytes(layout.metadata())
+    return f"{layout.key}/zarr.json", layout.metadata_bytes
 
 
 def group_entries(attributes: dict[str, Any], layouts: list[ArrayLayout]) -> dict[str, bytes]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,6 +96,11 @@ class ArrayLayout:
     def metadata(self) -> dict[str, Any]:
         """The array's zarr v3 ``zarr.json`` (built once per layout; do not mutate it)."""
         return self._metadata
+
+    @functools.cached_property
+    def metadata_bytes(self) -> bytes:
+        """The ``zarr.json`` as stored (compact JSON), encoded once per layout."""
+        return json.dumps(self._metadata, separators=(",", ":"), allow_nan=False).encode()
 
     @functools.cached_property
     def _metadata(self) -> dict[str, Any]:

@@ -24,10 +24,6 @@ from .archive import ARCHIVE, ROOT, ArchivePlan, PlannedEntry
 
 __all__ = ["ArchiveSink", "ChunkSource", "FolderSink", "Sink"]
 
-#: Entries up to this size go out as one write of header + bytes (one copy, one call).
-_JOIN_BELOW = 256 * 2**10
-
-
 class Sink:
     """Receives every object of one save (``put`` from any thread), then ``commit``."""
 
@@ -73,12 +69,8 @@ class ArchiveSink(Sink):
 
     def put(self, name: str, data: memoryview | bytes, crc: int) -> None:
         entry = self.entry(name)
-        header = self.plan.local_header(entry.name, crc)
-        if entry.size <= _JOIN_BELOW:
-            self._writer.write_at(entry.header_offset, header + bytes(data))
-        else:
-            self._writer.write_at(entry.data_offset, data)
-            self._writer.write_at(entry.header_offset, header)
+        self._writer.write_at(entry.data_offset, data)  # two writes, never a copy
+        self._writer.write_at(entry.header_offset, self.plan.local_header(entry.name, crc))
         with self._lock:
             self._crcs[entry.name] = crc
 

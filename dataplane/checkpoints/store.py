@@ -45,7 +45,7 @@ from ..errors import (
     NotSupportedError,
 )
 from ..identity import current_actor
-from ..names import check_name
+from ..names import Ref, check_name
 from .archive import ARCHIVE, ROOT
 from .dtypes import StoredArray, from_stored, stored_dtype, to_stored
 from .io import (
@@ -325,12 +325,7 @@ class CheckpointStore:
     # ------------------------------------------------------------- listing
     def steps(self, run: str) -> list[int]:
         """Committed steps of ``run``, ascending (an unknown run has none)."""
-        try:
-            records = self.plane.catalog.versions(self.plane.tenant, "checkpoints",
-                                                  check_name(run))
-        except NotFoundError:
-            return []
-        return sorted(r.manifest["step"] for r in records)
+        return sorted(self._numbers(run))
 
     def latest(self, run: str) -> Checkpoint | None:
         """The newest committed checkpoint of ``run``, or ``None``."""
@@ -339,15 +334,17 @@ class CheckpointStore:
 
     def checkpoint(self, run: str, step: int | str = "latest") -> Checkpoint:
         """The committed checkpoint ``(run, step)``; ``NotFoundError`` names what is missing."""
-        records = {r.manifest["step"]: r for r in self._records(run)}
+        numbers = self._numbers(run)
         if step == "latest":
-            if not records:
+            if not numbers:
                 raise NotFoundError(f"run {run!r} has no checkpoints")
-            step = max(records)
-        if not isinstance(step, int) or step not in records:
+            step = max(numbers)
+        if not isinstance(step, int) or step not in numbers:
             raise NotFoundError(f"run {run!r} has no checkpoint at step {step} "
-                                f"(steps: {sorted(records) or 'none'})")
-        return self._checkpoint(records[step])
+                                f"(steps: {sorted(numbers) or 'none'})")
+        record = self.plane.catalog.resolve(self.plane.tenant, "checkpoints", check_name(run),
+                                            Ref("version", numbers[step]))
+        return self._checkpoint(record)
 
     def delete(self, run: str, step: int) -> None:
         """Remove a checkpoint: hidden at once (catalog tombstone), then its objects."""
@@ -382,6 +379,16 @@ class CheckpointStore:
         self._async.shutdown(wait=True)
 
     # ------------------------------------------------------------- helpers
+    def _numbers(self, run: str) -> dict[int, int]:
+        """Step -> catalog version number of every committed step, read without decoding
+        any manifest (each names every chunk: a long run keeps many)."""
+        try:
+            records = self.plane.catalog.versions(self.plane.tenant, "checkpoints",
+                                                  check_name(run), manifests=False)
+        except NotFoundError:
+            return {}
+        return {int(r.metadata["step"]): r.number for r in records}
+
     def _records(self, run: str) -> list[VersionRecord]:
         try:
             return self.plane.catalog.versions(self.plane.tenant, "checkpoints", check_name(run))

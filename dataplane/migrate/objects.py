@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 from ..blob import BlobStore
 from ..catalog import VersionRecord
 from ..checkpoints.layout import MANIFEST, ArrayLayout
+from ..checksums import crc32
 
 __all__ = [
     "PlannedObject", "check_bytes", "check_file", "file_sha256", "objects_of", "source_digest",
@@ -91,7 +91,7 @@ def source_digest(expected: Expected, data: bytes | memoryview) -> Expected:
 def check_bytes(expected: Expected, data: bytes | memoryview) -> str | None:
     """``None`` when ``data`` matches ``expected``, else what differs (for the report)."""
     if "crc32" in expected:
-        crc = zlib.crc32(data) & 0xFFFFFFFF
+        crc = crc32(data)
         return None if crc == expected["crc32"] else f"crc32 {crc} != {expected['crc32']}"
     if "regions" in expected:
         view = memoryview(data)
@@ -136,7 +136,7 @@ def _check_regions(regions: list[list[int]],
     """Each ``[offset, size, crc32]`` region of an archive against its recorded crc32."""
     for start, size, wanted in regions:
         piece = read(start, size)
-        crc = zlib.crc32(piece) & 0xFFFFFFFF
+        crc = crc32(piece)
         if len(piece) != size or crc != wanted:
             return f"the chunk at offset {start}: crc32 {crc} != {wanted}"
     return None
