@@ -88,16 +88,24 @@ class FsspecBlobStore(BlobStore):
 
     # ----------------------------------------------------------------- writes
     def _put(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
-        answer = self.fs.pipe_file(self._full(key), bytes(data), chunksize=self.part_size,
+        answer = self.fs.pipe_file(self._full(key), bytes(data),
+                                   chunksize=self.upload_chunksize(len(data)),
                                    timeout=self._put_timeout(len(data)))
         # a single PUT answers with the object's ETag (S3: the MD5 of the bytes received)
         etag = answer.get("ETag") if isinstance(answer, dict) else None
         return ObjectInfo(key=key, size=len(data), etag=str(etag).strip('"') if etag else None)
 
     def _put_if_absent(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
-        self.fs.pipe_file(self._full(key), bytes(data), chunksize=self.part_size, mode="create",
-                          timeout=self._put_timeout(len(data)))
+        self.fs.pipe_file(self._full(key), bytes(data), chunksize=self.upload_chunksize(len(data)),
+                          mode="create", timeout=self._put_timeout(len(data)))
         return ObjectInfo(key=key, size=len(data))
+
+    def upload_chunksize(self, size: int) -> int:
+        """The ``chunksize`` a put of ``size`` bytes from memory passes to fsspec: the whole
+        object up to :data:`SINGLE_PUT_BYTES` (one request: a multipart upload of bytes
+        already in memory buys nothing and costs three requests and a server-side join),
+        ``part_size`` beyond. The clients upload in one request below two chunks."""
+        return max(self.part_size, size) if size <= SINGLE_PUT_BYTES else self.part_size
 
     def _put_file(self, key: str, path: Path) -> ObjectInfo:
         self.fs.put_file(str(path), self._full(key), chunksize=self.part_size,
@@ -153,6 +161,10 @@ def _http_range(byte_range: ByteRequest) -> tuple[int | None, int | None]:
     if isinstance(byte_range, OffsetRequest):
         return byte_range.offset, None
     return -byte_range.length, None
+
+
+#: Puts from memory up to this size are one request (see ``upload_chunksize``).
+SINGLE_PUT_BYTES = 128 * 2**20
 
 
 def split_bucket_url(url: str, scheme: str) -> str:

@@ -27,7 +27,6 @@ How a copy is proven (the caller does nothing else when :meth:`Copier.copy` says
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import threading
@@ -41,7 +40,7 @@ from ..blob import BlobStore
 from ..errors import IntegrityError, NotFoundError
 from .objects import Expected, check_bytes, check_file, file_sha256, source_digest
 
-__all__ = ["MISSING", "ByteBudget", "Copier", "local_path", "s3_etag", "same_service"]
+__all__ = ["MISSING", "ByteBudget", "Copier", "local_path", "same_service"]
 
 MISSING = "missing"
 
@@ -82,8 +81,15 @@ def same_service(source: BlobStore, target: BlobStore) -> bool:
         return True
     return (type(source) is type(target) and hasattr(source, "fs") and hasattr(target, "fs")
             and getattr(source, "endpoint", None) == getattr(target, "endpoint", None)
-            and getattr(source.fs, "storage_options", None)
-            == getattr(target.fs, "storage_options", None))
+            and _service_options(source) == _service_options(target))
+
+
+def _service_options(store: BlobStore) -> dict[str, object]:
+    """The client options that say which service and credentials a store uses (each
+    store's own session object is not one of them)."""
+    options = dict(getattr(store.fs, "storage_options", None) or {})  # type: ignore[attr-defined]
+    options.pop("session", None)
+    return options
 
 
 class Copier:
@@ -150,12 +156,12 @@ class Copier:
             raise NotFoundError(f"{self.source.url.rstrip('/')}/{key}: not found") from None
 
     def _etag_matches(self, key: str, data: bytes, etag: str | None) -> bool:
-        part_size = getattr(self.target, "part_size", None)
-        if not self.target.url.startswith("s3://") or not isinstance(part_size, int):
+        put_etag = getattr(self.target, "put_etag", None)  # S3: the ETag is an MD5
+        if put_etag is None:
             return False
         if etag is None:  # a multipart upload answers without one: ask (a HEAD)
             etag = self.target.stat(key).etag
-        return etag == s3_etag(data, part_size)
+        return bool(etag == put_etag(data))
 
     def _copy_spooled(self, key: str, expected: Expected) -> Expected:
         with self._spooled() as temp:
@@ -171,9 +177,8 @@ class Copier:
         already there). On S3, an object small enough for memory is proven by its ETag
         against the source bytes, themselves checked against the recorded digest (one
         HEAD instead of reading the copy back); anything else is read back."""
-        part_size = getattr(self.target, "part_size", None)
-        if (not self.target.url.startswith("s3://") or not isinstance(part_size, int)
-                or size > self.inline_bytes):
+        put_etag = getattr(self.target, "put_etag", None)  # S3: the ETag is an MD5
+        if put_etag is None or size > self.inline_bytes:
             return self.check(key, size, expected)
         try:
             etag = self.target.stat(key).etag
@@ -181,7 +186,7 @@ class Copier:
             return MISSING
         with self.budget.hold(max(size, 1)):
             data = self._read_source(key)
-            if check_bytes(expected, data) is None and etag == s3_etag(data, part_size):
+            if check_bytes(expected, data) is None and etag == put_etag(data):
                 return None
         return self.check(key, size, expected)  # a damaged source proves nothing: read
 
@@ -235,18 +240,6 @@ class Copier:
             yield temp
         finally:
             temp.unlink(missing_ok=True)
-
-
-def s3_etag(data: bytes, part_size: int) -> str:
-    """The ETag S3 gives ``data`` uploaded as the S3 adapter uploads it (one PUT below
-    two parts' worth, else parts of ``part_size``)."""
-    if len(data) < 2 * part_size:
-        return hashlib.md5(data, usedforsecurity=False).hexdigest()
-    view = memoryview(data)
-    parts = [hashlib.md5(view[i:i + part_size], usedforsecurity=False).digest()
-             for i in range(0, len(data), part_size)]
-    joined = hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
-    return f"{joined}-{len(parts)}"
 
 
 @contextmanager
