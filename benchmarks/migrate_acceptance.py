@@ -54,13 +54,15 @@ from migrate_support import (  # noqa: E402
 )
 
 import dataplane  # noqa: E402
+from dataplane.checkpoints import CheckpointStore, IOSettings  # noqa: E402
 from dataplane.facade import DataPlane  # noqa: E402
 
 GRACE_S = 5.0
 
 
 def populate(plane: DataPlane, work: Path, total: int, rng: np.random.Generator) -> Catalog:
-    """~60% models (many files), ~15% datasets, ~25% checkpoints (many chunks)."""
+    """~60% models (many files), ~15% datasets, ~25% checkpoints (one packed, two with
+    an object per chunk)."""
     out = Catalog()
     model_bytes = int(total * 0.6)
     for m in range(10):
@@ -89,7 +91,11 @@ def populate(plane: DataPlane, work: Path, total: int, rng: np.random.Generator)
     for step in (1, 2, 3):
         state = {"model": {f"layer{i}": rng.standard_normal(per_step // 8 // 200)
                            for i in range(200)}, "step": step}
-        plane.checkpoints.save("bulk-run", step, state)
+        # both layouts: step 1 packed in one archive (the local default), steps 2 and 3
+        # one object per chunk and zarr.json (as multi-rank saves and object stores write)
+        store = CheckpointStore(plane, settings=IOSettings(pack=step == 1))
+        store.save("bulk-run", step, state)
+        store.close()
         out.expected[f"checkpoints:bulk-run@{step}"] = {
             f"model/layer{i}": array_sha(state["model"][f"layer{i}"]) for i in range(200)}
     return out

@@ -33,7 +33,14 @@ from ..blob import BlobStore
 from ..checksums import crc32
 from ..errors import IntegrityError
 from .archive import ROOT, ArchivePlan
-from .layout import MANIFEST, ArrayLayout, group_metadata, intermediate_groups, padded_chunk
+from .layout import (
+    MANIFEST,
+    ArrayLayout,
+    chunk_suffix,
+    group_metadata,
+    intermediate_groups,
+    padded_chunk,
+)
 from .placement import ChunkSource, Sink
 
 __all__ = ["ByteBudget", "IOSettings", "archive_plan", "commit_save", "group_entries",
@@ -148,7 +155,7 @@ def write_arrays(sink: Sink, arrays: dict[str, np.ndarray], layouts: dict[str, A
         finally:
             budget.release(nbytes)
         with lock:
-            checksums[layout.key][_suffix(layout, name)] = checksum
+            checksums[layout.key][chunk_suffix(name)] = checksum
 
     def put_metadata(layout: ArrayLayout) -> None:
         if metadata:
@@ -221,17 +228,13 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def _suffix(layout: ArrayLayout, index: tuple[int, ...]) -> str:
-    return ".".join(map(str, index)) or "0"
-
-
 # ----------------------------------------------------------------------------- reading
 def _fetch_chunk(source: ChunkSource, layout: ArrayLayout, index: tuple[int, ...],
                  checksums: dict[str, int], what: str, dest: np.ndarray | None = None
                  ) -> np.ndarray:
     """Chunk ``index``, verified, read into ``dest`` (a C-contiguous array of the chunk's
     shape and stored dtype: a part of the caller's result) or into a new buffer."""
-    stored, suffix = layout.chunk_key(index), _suffix(layout, index)
+    stored, suffix = layout.chunk_key(index), chunk_suffix(index)
     name = f"{what}: array {layout.key!r} chunk {suffix}"
     dtype = np.dtype(layout.stored_dtype)
     chunk = np.empty(layout.chunks, dtype=dtype) if dest is None else dest

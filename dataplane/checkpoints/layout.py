@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MANIFEST", "ArrayLayout", "chunk_shape_for", "group_metadata"]
+__all__ = ["MANIFEST", "ArrayLayout", "chunk_shape_for", "chunk_suffix", "group_metadata"]
 
 MANIFEST = "dataplane-manifest.json"
 FORMAT_VERSION = 3  # 3: may be packed in one archive (manifest "archive", chunk "offsets");
@@ -128,6 +128,11 @@ class ArrayLayout:
     def from_json(cls, key: str, raw: dict[str, Any]) -> ArrayLayout:
         return cls(key, tuple(raw["shape"]), raw["stored_dtype"], tuple(raw["chunks"]),
                    raw["dtype"], raw["framework"], raw.get("separator", "/"))
+
+
+def chunk_suffix(index: tuple[int, ...]) -> str:
+    """How the manifest names chunk ``index``: ``"i.j"`` (``"0"`` for a 0-d array)."""
+    return ".".join(map(str, index)) or "0"
 
 
 def padded_chunk(data: np.ndarray, layout: ArrayLayout, index: tuple[int, ...]) -> np.ndarray:

@@ -58,7 +58,7 @@ from .io import (
     workers_for,
     write_arrays,
 )
-from .layout import FORMAT_VERSION, MANIFEST, ArrayLayout, chunk_shape_for
+from .layout import FORMAT_VERSION, MANIFEST, ArrayLayout, chunk_shape_for, chunk_suffix
 from .placement import ArchiveSink, ChunkSource, FolderSink, Sink
 from .shard import Shard
 from .tree import array_keys, flatten, unflatten
@@ -490,7 +490,7 @@ def _attributes(run: str, step: int, spec: dict[str, Any], metadata: Mapping[str
 def _archive_offsets(sink: ArchiveSink, layouts: dict[str, ArrayLayout]
                      ) -> dict[str, dict[str, int]]:
     """Where each chunk's bytes start in the archive, per array, per chunk suffix."""
-    return {key: {".".join(map(str, index)) or "0":
+    return {key: {chunk_suffix(index):
                   sink.entry(layout.chunk_key(index)).data_offset
                   for index in layout.chunk_indices()}
             for key, layout in layouts.items()}

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..blob import BlobStore
 from ..catalog import VersionRecord
-from ..checkpoints.layout import MANIFEST, ArrayLayout
+from ..checkpoints.layout import MANIFEST, ArrayLayout, chunk_suffix
 from ..checksums import crc32
 
 __all__ = [
@@ -69,7 +69,7 @@ def _checkpoint_objects(record: VersionRecord, source: BlobStore) -> Iterator[Pl
         layout = ArrayLayout.from_json(key, raw)
         size = math.prod(layout.chunks) * np.dtype(layout.stored_dtype).itemsize
         for index in layout.chunk_indices():
-            suffix = ".".join(map(str, index)) or "0"
+            suffix = chunk_suffix(index)
             if archive:
                 regions.append([raw["offsets"][suffix], size, raw["crc32"][suffix]])
             else:
