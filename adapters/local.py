@@ -337,8 +337,7 @@ class LocalPositionalWriter(PositionalWriter):
     fsync: the same commit as ``put``)."""
 
     def __init__(self, store: LocalBlobStore, key: str, size: int):
-        if key.split("/", 1)[0] == STAGING:
-            raise InvalidNameError(key, f"keys under '{STAGING}/' are reserved for staging")
+        self._target = store._path(key)  # refuses keys under the staging folder
         self.store, self.key, self.size = store, key, size
         self._where = f"put {store._where(key)}"
         self._fd, self._temp = tempfile.mkstemp(dir=store._staging, prefix=POSITIONAL_PREFIX)
@@ -369,11 +368,10 @@ class LocalPositionalWriter(PositionalWriter):
     def _commit(self) -> ObjectInfo:
         if self.store.fsync:
             os.fsync(self._fd)
-        target = self.store._path(self.key)
-        self.store._place(self._temp, target, os.replace)
+        self.store._place(self._temp, self._target, os.replace)
         self._temp = ""
         if self.store.fsync:
-            _fsync_path(target.parent)
+            _fsync_path(self._target.parent)
         return self.store._stat(self.key)
 
     def abort(self) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,20 +30,23 @@ if TYPE_CHECKING:
 __all__ = ["PositionalWriter", "StagedPositionalWriter", "pwrite_all"]
 
 
-class PositionalWriter:
+class PositionalWriter(ABC):
     """The interface; see the module docstring for the call order and guarantees."""
 
     key: str
     size: int
 
+    @abstractmethod
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        raise NotImplementedError
+        """Write ``data`` at ``offset`` (inside ``[0, size)``); safe from any thread."""
 
+    @abstractmethod
     def commit(self) -> ObjectInfo:
-        raise NotImplementedError
+        """Make the whole object durable and visible under ``key`` atomically."""
 
+    @abstractmethod
     def abort(self) -> None:
-        raise NotImplementedError
+        """Discard the staged bytes; safe to call twice and after a failed ``commit``."""
 
     def check_span(self, offset: int, length: int) -> None:
         """Refuse a write outside ``[0, size)``: the size was promised up front."""
@@ -68,7 +71,7 @@ class StagedPositionalWriter(PositionalWriter):
         self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by abort()
             prefix="dataplane-positional-", delete=False)
         self._file.truncate(size)
-        self._closed = threading.Event()
+        self._open = True
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self.check_span(offset, memoryview(data).nbytes)
@@ -83,7 +86,7 @@ class StagedPositionalWriter(PositionalWriter):
             self.abort()
 
     def abort(self) -> None:
-        if not self._closed.is_set():
-            self._closed.set()
+        if self._open:
+            self._open = False
             self._file.close()
             os.unlink(self._file.name)

@@ -21,7 +21,7 @@ extensions, as the format requires.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,7 +85,7 @@ class ArchivePlan:
     def entry(self, name: str) -> PlannedEntry:
         return self._entries[name]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[PlannedEntry]:
         return iter(self._entries.values())
 
     def local_header(self, name: str, crc: int) -> bytes:

@@ -17,6 +17,7 @@ after it, is what makes the checkpoint exist.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from ..blob import BlobStore, PositionalWriter
@@ -24,18 +25,18 @@ from .archive import ARCHIVE, ROOT, ArchivePlan, PlannedEntry
 
 __all__ = ["ArchiveSink", "ChunkSource", "FolderSink", "Sink"]
 
-class Sink:
+class Sink(ABC):
     """Receives every object of one save (``put`` from any thread), then ``commit``."""
 
+    @abstractmethod
     def put(self, name: str, data: memoryview | bytes, crc: int) -> None:
         """Store ``data`` (whose CRC-32 is ``crc``) under ``name``, relative to the save."""
-        raise NotImplementedError
 
+    @abstractmethod
     def commit(self) -> None:
         """Every object put is durable when this returns."""
-        raise NotImplementedError
 
-    def abort(self) -> None:
+    def abort(self) -> None:  # noqa: B027 - optional: a folder's objects are left to gc
         """Give up after a failure; what was written is left to gc (or discarded)."""
 
 
