@@ -14,12 +14,12 @@
 
 How a copy is proven (the caller does nothing else when :meth:`Copier.copy` says so):
 
-- on S3, a copy made in memory is checked **in transit**: the bytes were checked against
-  the recorded SHA-256 just before the ``put``, and the ETag S3 computed over what it
-  received (MD5 of the object, or of its parts' MD5s for a multipart upload) must equal
-  the one computed here over the same bytes. That proves the stored bytes are the
-  recorded ones without reading them back (``rclone --checksum`` relies on the same);
-  any other ETag (e.g. with SSE-KMS) falls back to reading back;
+- on S3, a copy made in memory in one request is checked **in transit**: the bytes were
+  checked against the recorded SHA-256 just before the ``put``, which sends their MD5
+  (``Content-MD5``: S3 refuses a body that does not match it), and the ETag S3 answers
+  with (the MD5 of what it stored) must equal it. That proves the stored bytes are the
+  recorded ones without reading them back (``rclone --checksum`` relies on the ETag too);
+  a multipart upload or any other ETag (e.g. with SSE-KMS) falls back to reading back;
 - otherwise :meth:`Copier.check` reads the destination copy back and compares it with
   the digest recorded at write time (:mod:`.objects`). ``migrate verify`` always reads
   back.
@@ -143,8 +143,11 @@ class Copier:
             data = self._read_source(key)
             expected = source_digest(expected, data)
             self._check_source(key, check_bytes(expected, data))
-            info = self.target.put(key, data)
-            return expected, self._etag_matches(key, data, info.etag)
+            put_proven = getattr(self.target, "put_proven", None)  # S3: Content-MD5 + ETag
+            if put_proven is not None:
+                return expected, bool(put_proven(key, data))
+            self.target.put(key, data)
+            return expected, False
 
     def _read_source(self, key: str) -> bytes:
         path = local_path(self.source, key)
@@ -154,14 +157,6 @@ class Copier:
             return path.read_bytes()
         except FileNotFoundError:
             raise NotFoundError(f"{self.source.url.rstrip('/')}/{key}: not found") from None
-
-    def _etag_matches(self, key: str, data: bytes, etag: str | None) -> bool:
-        put_etag = getattr(self.target, "put_etag", None)  # S3: the ETag is an MD5
-        if put_etag is None:
-            return False
-        if etag is None:  # a multipart upload answers without one: ask (a HEAD)
-            etag = self.target.stat(key).etag
-        return bool(etag == put_etag(data))
 
     def _copy_spooled(self, key: str, expected: Expected) -> Expected:
         with self._spooled() as temp:

@@ -13,8 +13,10 @@ the requests its :class:`FaultRule` selects are answered with a fault instead::
         assert proxy.requests == 3
 
 Faults: ``SLOW_DOWN`` (503 with S3's ``SlowDown`` XML error), ``INTERNAL_ERROR`` (500
-``InternalError``), ``ACCESS_DENIED`` (403 ``AccessDenied``, a permanent error) and
-``DROP`` (the connection is closed without an answer). ``before_forward`` runs a callback
+``InternalError``), ``ACCESS_DENIED`` (403 ``AccessDenied``, a permanent error), ``DROP``
+(the connection is closed without an answer) and ``CORRUPT_BODY`` (one byte of the
+request body is flipped and the request forwarded: damage in transit, which emulators
+do not detect the way S3 does with ``Content-MD5``). ``before_forward`` runs a callback
 just before a chosen request is forwarded, which turns a race into a deterministic test.
 Only the standard library is used.
 """
@@ -33,6 +35,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "ACCESS_DENIED",
+    "CORRUPT_BODY",
     "DROP",
     "INTERNAL_ERROR",
     "SLOW_DOWN",
@@ -44,15 +47,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Fault:
-    """What a faulted request gets: an S3-style error answer, or (``status`` 0) a drop."""
+    """What a faulted request gets: an S3-style error answer, (``status`` 0) a drop, or
+    (``corrupts_body``) forwarding with one byte of its body flipped."""
 
     status: int
     code: str = ""
     message: str = ""
+    corrupts_body: bool = False
 
     @property
     def drops_connection(self) -> bool:
-        return self.status == 0
+        return self.status == 0 and not self.corrupts_body
 
     def body(self, request_id: int) -> bytes:
         return (
@@ -66,6 +71,7 @@ SLOW_DOWN: Final = Fault(503, "SlowDown", "Please reduce your request rate.")
 INTERNAL_ERROR: Final = Fault(500, "InternalError", "We encountered an internal error.")
 ACCESS_DENIED: Final = Fault(403, "AccessDenied", "Access Denied")
 DROP: Final = Fault(0)
+CORRUPT_BODY: Final = Fault(0, corrupts_body=True)
 
 
 @dataclass(frozen=True)
@@ -143,14 +149,18 @@ class FaultProxy:
                  traceback: TracebackType | None) -> None:
         self.stop()
 
-    def _admit(self, request_line: str) -> tuple[int, Fault | None]:
-        """Number and log the request; return the fault it gets, if any."""
+    def _admit(self, request_line: str, has_body: bool) -> tuple[int, Fault | None]:
+        """Number and log the request; return the fault it gets, if any (a request
+        without a body has none to corrupt)."""
         with self._lock:
             self.requests += 1
             number = self.requests
             fault = self.rule.fault if self.rule.applies(number) else None
+            if fault is not None and fault.corrupts_body and not has_body:
+                fault = None
             self.faulted += fault is not None
             outcome = ("forwarded" if fault is None else "dropped" if fault.drops_connection
+                       else "forwarded corrupted" if fault.corrupts_body
                        else f"fault {fault.status} {fault.code}")
             self.log.append(f"{request_line} -> {outcome}")
             return number, fault
@@ -178,7 +188,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self._read_body()
-        number, fault = self.server.proxy._admit(f"{self.command} {self.path}")
+        number, fault = self.server.proxy._admit(f"{self.command} {self.path}", bool(body))
+        if fault is not None and fault.corrupts_body:
+            body = body[:len(body) // 2] + bytes([body[len(body) // 2] ^ 0xFF]) \
+                + body[len(body) // 2 + 1:]
+            fault = None
         if fault is None:
             if self.server.proxy.before_forward is not None:
                 self.server.proxy.before_forward(number, f"{self.command} {self.path}")

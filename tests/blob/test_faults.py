@@ -25,6 +25,7 @@ from dataplane.retry import RetryPolicy
 from dataplane.testing.blob import payload, sha256
 from dataplane.testing.faults import (
     ACCESS_DENIED,
+    CORRUPT_BODY,
     DROP,
     INTERNAL_ERROR,
     SLOW_DOWN,
@@ -131,6 +132,43 @@ def test_default_policy_is_bounded(proxy: FaultProxy, bucket: str) -> None:
         store.put("k", b"v")
     assert proxy.requests == store.retry.attempts, proxy.log
     assert time.monotonic() - started < store.retry.deadline_s + 5
+
+
+# ---------------------------------------------------------------- integrity in transit
+def test_a_put_from_memory_is_proven_by_content_md5_and_etag(direct: BlobStore) -> None:
+    """One-request puts carry the body's MD5 (S3 refuses a body that does not match it), so
+    their payload is not hashed a second time for the signature; the ETag S3 answers
+    with proves what it stored."""
+    import base64
+    import hashlib
+
+    sent: list[dict[str, str]] = []
+    direct.put("warm-up", b"")  # s3fs creates its client on first use
+    direct.fs.s3.meta.events.register(  # type: ignore[attr-defined]
+        "before-send.s3.PutObject", lambda request, **_: sent.append(dict(request.headers)))
+    data = payload(300_000)
+    assert direct.put_proven("k", data)  # type: ignore[attr-defined]
+    assert direct.get("k") == data
+    headers = {k.lower(): (v.decode() if isinstance(v, bytes) else v) for k, v in sent[-1].items()}
+    assert headers["content-md5"] == base64.b64encode(hashlib.md5(data).digest()).decode()
+    assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert "content-md5" in headers["authorization"]  # the MD5 is itself signed
+    direct.put_if_absent("other", data)  # no Content-MD5 here: the payload stays signed
+    assert sent[-1]["X-Amz-Content-SHA256"] not in ("UNSIGNED-PAYLOAD", b"UNSIGNED-PAYLOAD")
+
+
+def test_a_body_damaged_in_transit_is_not_proven(
+    proxy: FaultProxy, through_proxy: BlobStore, direct: BlobStore
+) -> None:
+    """moto stores what arrives (S3 would refuse it by its Content-MD5); the ETag it
+    answers with then differs from the MD5 sent, so the put is not proven."""
+    data = payload(100_000)
+    proxy.reset(FaultRule(CORRUPT_BODY, first=1))
+    assert not through_proxy.put_proven("k", data)  # type: ignore[attr-defined]
+    assert proxy.faulted == 1 and proxy.log[0].endswith("forwarded corrupted"), proxy.log
+    assert sha256(direct.get("k")) != sha256(data)  # really damaged: proof was needed
+    assert through_proxy.put_proven("k", data)  # type: ignore[attr-defined]
+    assert direct.get("k") == data
 
 
 # ----------------------------------------------------------------- permanent faults

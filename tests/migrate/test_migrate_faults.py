@@ -3,9 +3,10 @@ skipped, the others go on, and its versions are not flipped; a source that no lo
 matches its recorded digest is never copied; a damaged destination copy is found by
 ``verify`` and copied again by the next run.
 
-moto cannot be made to throttle on demand, so the transient case puts the test double
-:class:`~dataplane.testing.faults.FaultProxy` (503 SlowDown on every 4th request) in front
-of the real server. The other faults are real: objects removed or overwritten on disk.
+moto cannot be made to throttle on demand, nor to damage a body in transit, so those
+cases put the test double :class:`~dataplane.testing.faults.FaultProxy` (503 SlowDown on
+every 4th request; one flipped byte in some request bodies) in front of the real server.
+The other faults are real: objects removed or overwritten on disk.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from migrate_support import cli, locations, populate, read_back
 
 from dataplane.facade import DataPlane
-from dataplane.testing.faults import SLOW_DOWN, FaultProxy, FaultRule
+from dataplane.testing.faults import CORRUPT_BODY, SLOW_DOWN, FaultProxy, FaultRule
 from dataplane.testing.servers import Endpoint, create_s3_bucket, s3_options
 
 RETRY = {"attempts": 6, "deadline_s": 20.0, "initial_wait_s": 0.01, "max_wait_s": 0.05}
@@ -39,6 +40,35 @@ def test_transient_errors_are_retried(make_site: Callable[..., Any],
         assert report.complete, report.errors
         assert proxy.faulted > 0
         proxy.reset(FaultRule())
+        assert plane.migrate.verify(plan_id).clean
+        for ref, expected in catalog.expected.items():
+            assert read_back(plane, ref, expected) == [], ref
+
+
+def test_bodies_damaged_in_transit_are_caught_and_copied_again(
+        make_site: Callable[..., Any], plane_of: Callable[..., DataPlane],
+        s3_endpoint: Endpoint) -> None:
+    """moto stores a damaged body (S3 itself would refuse it by its Content-MD5): the
+    ETag it answers with does not match, so the copy is read back, found to differ, and
+    copied again; one damaged twice is reported and its versions stay unflipped, and the
+    next run completes with every version right."""
+    with FaultProxy(s3_endpoint.endpoint_url) as proxy:
+        bucket = create_s3_bucket(s3_endpoint.endpoint_url)
+        lossy = {"url": f"s3://{bucket}/lake", **s3_options(proxy.endpoint_url), "retry": RETRY}
+        site = make_site("local", extra={"lossy": lossy})
+        plane = plane_of(site)
+        catalog = populate(plane, site.work)
+        plan_id = plane.migrate.plan("lossy").plan_id
+        proxy.reset(FaultRule(CORRUPT_BODY, every=3))
+        report = plane.migrate.run(plan_id)
+        damaged = [line for line in proxy.log if line.endswith("forwarded corrupted")]
+        assert len(damaged) >= 3 and all(line.startswith("PUT ") for line in damaged)
+        assert all("differs at the destination after 2 copies" in error
+                   for error in report.errors), report.errors
+        assert len(report.errors) < len(damaged)  # most were right at the second copy
+        proxy.reset(FaultRule())
+        report = plane.migrate.run(plan_id)
+        assert report.complete, report.errors
         assert plane.migrate.verify(plan_id).clean
         for ref, expected in catalog.expected.items():
             assert read_back(plane, ref, expected) == [], ref
