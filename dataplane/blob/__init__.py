@@ -12,6 +12,7 @@ from .port import (
     SuffixRequest,
     WriteBatch,
 )
+from .reader import PositionalReader
 from .registry import known_schemes, open_store, register_adapter
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ListPage",
     "ObjectInfo",
     "OffsetRequest",
+    "PositionalReader",
     "PositionalWriter",
     "RangeRequest",
     "SuffixRequest",

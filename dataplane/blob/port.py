@@ -54,6 +54,7 @@ from ..names import check_key
 from ..retry import RetryPolicy, call_with_retry
 from .batch import WriteBatch
 from .positional import PositionalWriter, StagedPositionalWriter
+from .reader import PositionalReader, StoreReader
 
 __all__ = [
     "BlobStore",
@@ -184,6 +185,13 @@ class BlobStore(ABC):
             raise ValueError(f"invalid offset {offset}")
         view = out.cast("B") if out.format != "B" or out.ndim != 1 else out
         return self._call(f"get {self._where(key)}", lambda: self._read_at(key, offset, view))
+
+    def open_reader(self, key: str) -> PositionalReader:
+        """A reader of the object at ``key`` for many :meth:`read_at`-like reads from any
+        threads, then ``close`` (see :mod:`.reader`). Raises ``NotFoundError`` at once on
+        backends that open the object (local disk), else at the first read."""
+        check_key(key)
+        return self._call(f"get {self._where(key)}", lambda: self._open_reader(key))
 
     def write_batch(self) -> WriteBatch:
         """A batch of writes made durable together by its ``commit`` (see :mod:`.batch`)."""
@@ -320,6 +328,10 @@ class BlobStore(ABC):
         data = self._get(key, RangeRequest(offset, offset + len(out)))
         out[: len(data)] = data
         return len(data)
+
+    def _open_reader(self, key: str) -> PositionalReader:
+        """Default: each read is a :meth:`read_at`. Adapters override to hold a handle."""
+        return StoreReader(self, key)
 
     def _open_positional(self, key: str, size: int) -> PositionalWriter:
         """Default: stage in a local temporary file, ``put_file`` it at commit."""

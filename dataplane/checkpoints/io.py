@@ -13,7 +13,8 @@ hold in flight fit under ``max_inflight_bytes``.
 Every chunk gets a crc32 of its stored bytes at write time; the reader verifies it before
 a byte is used, and a mismatch raises :class:`~dataplane.errors.IntegrityError` naming
 the key and the chunk. The reader reads each chunk straight into the destination array
-where the chunk is a contiguous part of it (``BlobStore.get_into``), so a load holds no
+where the chunk is a contiguous part of it (``BlobStore.get_into``, or one reader of the
+archive held open for the whole load: ``BlobStore.open_reader``), so a load holds no
 second copy of the state.
 """
 
@@ -41,7 +42,7 @@ from .layout import (
     intermediate_groups,
     padded_chunk,
 )
-from .placement import ChunkSource, Sink
+from .placement import ChunkSource, OpenChunkSource, Sink
 
 __all__ = ["ByteBudget", "IOSettings", "archive_plan", "commit_save", "group_entries",
            "read_arrays", "read_region", "write_arrays", "write_metadata"]
@@ -229,7 +230,7 @@ def _json_bytes(value: Any) -> bytes:
 
 
 # ----------------------------------------------------------------------------- reading
-def _fetch_chunk(source: ChunkSource, layout: ArrayLayout, index: tuple[int, ...],
+def _fetch_chunk(source: OpenChunkSource, layout: ArrayLayout, index: tuple[int, ...],
                  checksums: dict[str, int], what: str, dest: np.ndarray | None = None
                  ) -> np.ndarray:
     """Chunk ``index``, verified, read into ``dest`` (a C-contiguous array of the chunk's
@@ -274,7 +275,7 @@ def read_arrays(source: ChunkSource, layouts: list[ArrayLayout],
         target = out[layout.key]
         assert target is not None
         direct = _in_place(target, layout, index)
-        chunk = _fetch_chunk(source, layout, index, checksums[layout.key], what, direct)
+        chunk = _fetch_chunk(chunks, layout, index, checksums[layout.key], what, direct)
         if direct is None:
             region = layout.chunk_region(index)
             target[region] = chunk[tuple(slice(0, r.stop - r.start) for r in region)]
@@ -289,7 +290,8 @@ def read_arrays(source: ChunkSource, layouts: list[ArrayLayout],
         partial(load, layout, index) for layout in large for index in layout.chunk_indices()
     ]
     calls += [partial(load_small, batch) for batch in small]
-    run_parallel(calls, workers_for(settings, source.store))
+    with source.open() as chunks:
+        run_parallel(calls, workers_for(settings, source.store))
     return {key: value for key, value in out.items() if value is not None}
 
 
@@ -306,7 +308,7 @@ def read_region(source: ChunkSource, layout: ArrayLayout, checksums: dict[str, i
                          f"the region needs {shape} {dtype}")
 
     def load(index: tuple[int, ...]) -> None:
-        chunk = _fetch_chunk(source, layout, index, checksums, what)
+        chunk = _fetch_chunk(chunks, layout, index, checksums, what)
         covered = layout.chunk_region(index)
         lo = [max(c.start, r.start) for c, r in zip(covered, region, strict=True)]
         hi = [min(c.stop, r.stop) for c, r in zip(covered, region, strict=True)]
@@ -316,6 +318,7 @@ def read_region(source: ChunkSource, layout: ArrayLayout, checksums: dict[str, i
                                                                        strict=True))
         target[dst] = chunk[src]
 
-    run_parallel([partial(load, index) for index in layout.overlapping(region)],
-                 workers_for(settings, source.store))
+    with source.open() as chunks:
+        run_parallel([partial(load, index) for index in layout.overlapping(region)],
+                     workers_for(settings, source.store))
     return target

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ..blob import BlobStore, PositionalWriter
+from ..blob import BlobStore, PositionalReader, PositionalWriter
 from .archive import ARCHIVE, ROOT, ArchivePlan, PlannedEntry
 
-__all__ = ["ArchiveSink", "ChunkSource", "FolderSink", "Sink"]
+__all__ = ["ArchiveSink", "ChunkSource", "FolderSink", "OpenChunkSource", "Sink"]
 
 class Sink(ABC):
     """Receives every object of one save (``put`` from any thread), then ``commit``."""
@@ -89,20 +91,43 @@ class ArchiveSink(Sink):
 @dataclass(frozen=True)
 class ChunkSource:
     """Where to read a saved checkpoint's chunks: objects under ``prefix``, or (where
-    ``offsets`` is given: per array, per chunk suffix) entries of its archive."""
+    ``offsets`` is given: per array, per chunk suffix) entries of its archive. Reads go
+    through :meth:`open` (one reader of the archive for a whole load)."""
 
     store: BlobStore
     prefix: str
     offsets: dict[str, dict[str, int]] | None = field(default=None)
 
-    def read_into(self, key: str, suffix: str, name: str, out: memoryview) -> int:
-        """Read the chunk stored as ``name`` (array ``key``, chunk ``suffix``) into ``out``;
-        returns its size as stored (an archive entry: up to ``len(out)`` bytes)."""
+    @contextmanager
+    def open(self) -> Iterator[OpenChunkSource]:
+        """A handle to read chunks with, from any threads, closed on leaving."""
         if self.offsets is None:
-            return self.store.get_into(f"{self.prefix}/{name}", out)
-        return self.store.read_at(f"{self.prefix}/{ARCHIVE}", self.offsets[key][suffix], out)
+            yield OpenChunkSource(self, None)
+            return
+        with self.store.open_reader(f"{self.prefix}/{ARCHIVE}") as archive:
+            yield OpenChunkSource(self, archive)
 
     def where(self, name: str) -> str:
         """The stored object (and entry) a chunk lives in, for messages."""
         base = f"{self.store.url.rstrip('/')}/{self.prefix}"
         return f"{base}/{name}" if self.offsets is None else f"{base}/{ARCHIVE}!{ROOT}/{name}"
+
+
+@dataclass(frozen=True)
+class OpenChunkSource:
+    """A :class:`ChunkSource` being read: its archive (if packed) held open."""
+
+    source: ChunkSource
+    archive: PositionalReader | None
+
+    def read_into(self, key: str, suffix: str, name: str, out: memoryview) -> int:
+        """Read the chunk stored as ``name`` (array ``key``, chunk ``suffix``) into ``out``;
+        returns its size as stored (an archive entry: up to ``len(out)`` bytes)."""
+        if self.archive is None:
+            return self.source.store.get_into(f"{self.source.prefix}/{name}", out)
+        assert self.source.offsets is not None
+        return self.archive.read_at(self.source.offsets[key][suffix], out)
+
+    def where(self, name: str) -> str:
+        """The stored object (and entry) a chunk lives in, for messages."""
+        return self.source.where(name)

@@ -515,6 +515,29 @@ class BlobStoreConformance:
         with pytest.raises(NotFoundError):
             store.read_at("missing", 0, memoryview(bytearray(3)))
 
+    def test_a_reader_reads_windows_from_many_threads(self, store: BlobStore) -> None:
+        data = payload(3 * 2**20 + 17)
+        store.put("big", data)
+        windows = [(offset, 65_536) for offset in range(0, len(data), 65_536)]
+        with store.open_reader("big") as reader:
+            def read(window: tuple[int, int]) -> bytes:
+                out = bytearray(window[1])
+                got = reader.read_at(window[0], memoryview(out))
+                return bytes(out[:got])
+
+            with ThreadPoolExecutor(8) as pool:
+                assert b"".join(pool.map(read, windows)) == data
+            assert reader.read_at(len(data) + 5, memoryview(bytearray(3))) == 0
+            with pytest.raises(ValueError):
+                reader.read_at(-1, memoryview(bytearray(3)))
+        reader.close()  # twice is fine
+
+    def test_a_reader_of_a_missing_object_raises_not_found(self, store: BlobStore) -> None:
+        with pytest.raises(NotFoundError), store.open_reader("missing") as reader:
+            reader.read_at(0, memoryview(bytearray(3)))
+        with pytest.raises(InvalidNameError):
+            store.open_reader("../escape")
+
     def test_positional_writes_in_any_order_appear_whole_at_commit(
         self, store: BlobStore
     ) -> None:

@@ -60,3 +60,17 @@ def test_commit_without_fsync_option_syncs_nothing(
     batch.put("k/c.0", b"x")
     batch.commit()
     assert calls == [] and (tmp_path / "k/c.0").read_bytes() == b"x"
+
+
+def test_a_local_reader_keeps_reading_the_file_it_opened(tmp_path: Path) -> None:
+    """An archive replaced (or removed) under a reader does not tear the reader's view."""
+    from dataplane.blob import open_store
+
+    store = open_store(tmp_path.as_uri(), {})
+    store.put("a/archive", b"old bytes")
+    with store.open_reader("a/archive") as reader:
+        store.put("a/archive", b"new bytes")
+        out = bytearray(9)
+        assert reader.read_at(0, memoryview(out)) == 9 and bytes(out) == b"old bytes"
+        store.delete("a/archive")
+        assert reader.read_at(4, memoryview(out)) == 5 and bytes(out[:5]) == b"bytes"
