@@ -66,9 +66,13 @@ _RENAME_RACE_RETRIES = 5
 class LocalBlobStore(BlobStore):
     """Objects are files under ``root``; keys map to relative paths."""
 
+    # Four requests in flight: enough to keep a disk's queue busy while chunks are
+    # checksummed; buffered writes into one file (a packed checkpoint) serialize on its
+    # inode lock, and more writers only spin on it (4 vs 8 threads, 2 GiB saves on this
+    # 2-core machine: 0.3-0.5 CPU-s less, wall time no worse).
     capabilities = Capabilities(
         atomic_put_if_absent=True, server_side_copy=True, atomic_rename=True,
-        positional_writes=True,
+        positional_writes=True, request_concurrency=4,
     )
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True,

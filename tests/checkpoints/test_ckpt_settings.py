@@ -11,7 +11,7 @@ from dataplane.testing.servers import Endpoint, create_s3_bucket, s3_options
 
 def test_local_disk_gets_a_small_pool_unless_set(tmp_path: Path) -> None:
     with open_store(tmp_path.as_uri()) as store:
-        assert workers_for(IOSettings(), store) == 8
+        assert workers_for(IOSettings(), store) == 4
         assert workers_for(IOSettings(workers=3), store) == 3
 
 
