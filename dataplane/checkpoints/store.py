@@ -22,14 +22,16 @@ Under torch.distributed, ``save`` is collective and ``load`` into a template of
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -155,10 +157,12 @@ class CheckpointStore:
         ranks = distributed.ranks_for(group, collective)
         if ranks is not None:
             return distributed.save(self, ranks, run, step, state, metadata)
-        arrays, spec = flatten(state)
+        with _gc_paused():
+            arrays, spec = flatten(state)
         if distributed.has_shards(arrays):  # a single process holding every shard
             return distributed.save(self, distributed.ALONE, run, step, state, metadata)
-        stored = {key: to_stored(key, value) for key, value in arrays.items()}
+        with _gc_paused():
+            stored = {key: to_stored(key, value) for key, value in arrays.items()}
         return self._save(run, step, stored, spec, metadata)
 
     def save_async(self, run: str, step: int, state: Any, *,
@@ -199,12 +203,13 @@ class CheckpointStore:
         backend = self.plane.route("checkpoints", run)
         store = self.plane.store(backend)
         prefix = self._new_prefix(run, step)
-        layouts = {key: self._layout(key, s) for key, s in stored.items()}
-        attributes = _attributes(run, step, spec, metadata)
-        groups = group_entries(attributes, list(layouts.values()))
-        packed = self.settings.packs(store)
-        sink: Sink = (ArchiveSink(store, prefix, archive_plan(layouts.values(), groups))
-                      if packed else FolderSink(store, prefix))
+        with _gc_paused():
+            layouts = {key: self._layout(key, s) for key, s in stored.items()}
+            attributes = _attributes(run, step, spec, metadata)
+            groups = group_entries(attributes, list(layouts.values()))
+            plan = archive_plan(layouts.values(), groups) if self.settings.packs(store) else None
+        sink: Sink = (ArchiveSink(store, prefix, plan) if plan is not None
+                      else FolderSink(store, prefix))
         try:
             checksums = write_arrays(sink, {k: s.data for k, s in stored.items()}, layouts,
                                      self.settings, workers_for(self.settings, store))
@@ -445,6 +450,25 @@ class CheckpointStore:
 # ------------------------------------------------------------------- module helpers
 #: The folder of one save attempt under the run's prefix (see ``_new_prefix``).
 _STEP_FOLDER = re.compile(r"step-\d{10,}-[0-9a-f]{8}")
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the few milliseconds of planning a save.
+
+    Planning allocates tens of thousands of small dicts, tuples and strings (layouts,
+    zarr metadata, archive entries), none in a reference cycle; the collections they set
+    off walk every object of the process (millions, with torch loaded) and took up to a
+    quarter of a second per save of 3,000 tensors. Reference counting still frees
+    everything at once; collection resumes afterwards if it was on.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _has_shard_leaf(template: Any) -> bool:
