@@ -182,11 +182,14 @@ class CheckpointStore:
             previous = self._in_flight.get(run)
             if previous is not None:
                 previous.exception()  # wait; the error belongs to the earlier handle
-            arrays, spec = flatten(state)
+            with _gc_paused():
+                arrays, spec = flatten(state)
             if any(isinstance(value, Shard) for value in arrays.values()):
                 raise NotSupportedError("save_async does not take Shard leaves: save a "
                                         "state split across ranks with save(), on every rank")
-            snapshot = {key: to_stored(key, value, copy=True) for key, value in arrays.items()}
+            with _gc_paused():
+                snapshot = {key: to_stored(key, value, copy=True)
+                            for key, value in arrays.items()}
             future = self._async.submit(self._save, run, step, snapshot, spec, metadata)
             self._in_flight[run] = future
         return SaveHandle(future)

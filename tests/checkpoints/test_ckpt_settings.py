@@ -23,7 +23,8 @@ def test_object_stores_get_a_wide_pool(s3_endpoint: Endpoint) -> None:
 
 
 def test_a_save_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
-    """Planning a save pauses cyclic collection; it is resumed only if it was on."""
+    """Planning a save (and taking an async snapshot) pauses cyclic collection; it is
+    resumed only if it was on."""
     import gc
 
     import numpy as np
@@ -36,6 +37,8 @@ def test_a_save_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> N
     state = {f"t{i}": np.full(3, i, dtype=np.float32) for i in range(50)}
     assert gc.isenabled()
     plane.checkpoints.save("gc-run", 1, state)
+    assert gc.isenabled()
+    plane.checkpoints.save_async("gc-run", 3, state).result()
     assert gc.isenabled()
     gc.disable()
     try:
