@@ -88,9 +88,14 @@ class FsspecBlobStore(BlobStore):
 
     # ----------------------------------------------------------------- writes
     def _put(self, key: str, data: bytes | bytearray | memoryview) -> ObjectInfo:
+        return self._pipe(key, data)
+
+    def _pipe(self, key: str, data: bytes | bytearray | memoryview, **extra: Any
+              ) -> ObjectInfo:
+        """``pipe_file`` the bytes (``extra``: the client's own request options)."""
         answer = self.fs.pipe_file(self._full(key), bytes(data),
                                    chunksize=self.upload_chunksize(len(data)),
-                                   timeout=self._put_timeout(len(data)))
+                                   timeout=self._put_timeout(len(data)), **extra)
         # a single PUT answers with the object's ETag (S3: the MD5 of the bytes received)
         etag = answer.get("ETag") if isinstance(answer, dict) else None
         return ObjectInfo(key=key, size=len(data), etag=str(etag).strip('"') if etag else None)

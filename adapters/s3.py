@@ -73,10 +73,11 @@ class S3BlobStore(FsspecBlobStore):
         """The ETag S3 gives ``data`` stored with :meth:`put`: the MD5 of the bytes for one
         request, else the MD5 of the parts' MD5s and ``-<parts>`` (without SSE-KMS). A
         caller that checked ``data`` can prove what was stored from the ETag alone."""
+        single = self._single_put_md5(data)
+        if single is not None:
+            return single.hex()
         view = memoryview(data).cast("B")
         chunk = self.upload_chunksize(len(view))
-        if len(view) < 2 * chunk:
-            return hashlib.md5(view, usedforsecurity=False).hexdigest()
         parts = [hashlib.md5(view[i:i + chunk], usedforsecurity=False).digest()
                  for i in range(0, len(view), chunk)]
         return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
@@ -97,20 +98,16 @@ class S3BlobStore(FsspecBlobStore):
 
     def _single_put_md5(self, data: bytes | bytearray | memoryview) -> bytes | None:
         """The MD5 of ``data`` when a put of it is one request (else ``None``)."""
-        size = memoryview(data).nbytes
-        if size >= 2 * self.upload_chunksize(size):
+        view = memoryview(data).cast("B")
+        if len(view) >= 2 * self.upload_chunksize(len(view)):
             return None
-        return hashlib.md5(data, usedforsecurity=False).digest()
+        return hashlib.md5(view, usedforsecurity=False).digest()
 
     def _put_with_md5(self, key: str, data: bytes | bytearray | memoryview, md5: bytes | None
                       ) -> ObjectInfo:
-        extra = {"ContentMD5": base64.b64encode(md5).decode("ascii")} if md5 is not None else {}
-        answer = self.fs.pipe_file(self._full(key), bytes(data),
-                                   chunksize=self.upload_chunksize(len(data)),
-                                   timeout=self._put_timeout(len(data)), **extra)
-        # a single PUT answers with the object's ETag (S3: the MD5 of the bytes received)
-        etag = answer.get("ETag") if isinstance(answer, dict) else None
-        return ObjectInfo(key=key, size=len(data), etag=str(etag).strip('"') if etag else None)
+        if md5 is None:
+            return self._pipe(key, data)
+        return self._pipe(key, data, ContentMD5=base64.b64encode(md5).decode("ascii"))
 
     def _list_page(self, prefix: str, start_after: str | None, limit: int) -> list[ObjectInfo]:
         """One real ListObjectsV2 page (or several, when ``limit`` exceeds S3's 1,000)."""

@@ -25,16 +25,23 @@ from dataplane.testing.servers import Endpoint, create_s3_bucket, s3_options
 RETRY = {"attempts": 6, "deadline_s": 20.0, "initial_wait_s": 0.01, "max_wait_s": 0.05}
 
 
+def _plan_behind(proxy: FaultProxy, s3_endpoint: Endpoint, make_site: Callable[..., Any],
+                 plane_of: Callable[..., DataPlane]) -> tuple[DataPlane, Any, str]:
+    """A populated local site and a plan to move it to an S3 backend reached through
+    ``proxy``: the plane, the expected catalog, the plan id."""
+    bucket = create_s3_bucket(s3_endpoint.endpoint_url)
+    proxied = {"url": f"s3://{bucket}/lake", **s3_options(proxy.endpoint_url), "retry": RETRY}
+    site = make_site("local", extra={"proxied": proxied})
+    plane = plane_of(site)
+    catalog = populate(plane, site.work)
+    return plane, catalog, plane.migrate.plan("proxied").plan_id
+
+
 def test_transient_errors_are_retried(make_site: Callable[..., Any],
                                       plane_of: Callable[..., DataPlane],
                                       s3_endpoint: Endpoint) -> None:
     with FaultProxy(s3_endpoint.endpoint_url) as proxy:
-        bucket = create_s3_bucket(s3_endpoint.endpoint_url)
-        flaky = {"url": f"s3://{bucket}/lake", **s3_options(proxy.endpoint_url), "retry": RETRY}
-        site = make_site("local", extra={"flaky": flaky})
-        plane = plane_of(site)
-        catalog = populate(plane, site.work)
-        plan_id = plane.migrate.plan("flaky").plan_id
+        plane, catalog, plan_id = _plan_behind(proxy, s3_endpoint, make_site, plane_of)
         proxy.reset(FaultRule(SLOW_DOWN, every=4))
         report = plane.migrate.run(plan_id)
         assert report.complete, report.errors
@@ -53,12 +60,7 @@ def test_bodies_damaged_in_transit_are_caught_and_copied_again(
     copied again; one damaged twice is reported and its versions stay unflipped, and the
     next run completes with every version right."""
     with FaultProxy(s3_endpoint.endpoint_url) as proxy:
-        bucket = create_s3_bucket(s3_endpoint.endpoint_url)
-        lossy = {"url": f"s3://{bucket}/lake", **s3_options(proxy.endpoint_url), "retry": RETRY}
-        site = make_site("local", extra={"lossy": lossy})
-        plane = plane_of(site)
-        catalog = populate(plane, site.work)
-        plan_id = plane.migrate.plan("lossy").plan_id
+        plane, catalog, plan_id = _plan_behind(proxy, s3_endpoint, make_site, plane_of)
         proxy.reset(FaultRule(CORRUPT_BODY, every=3))
         report = plane.migrate.run(plan_id)
         damaged = [line for line in proxy.log if line.endswith("forwarded corrupted")]
