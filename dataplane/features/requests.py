@@ -21,6 +21,8 @@ from .definitions import Definitions, FeatureView
 
 __all__ = ["FeatureRequest", "ViewRequest", "entity_columns", "resolve_features"]
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
 
 @dataclass(frozen=True)
 class ViewRequest:
@@ -53,7 +55,7 @@ class FeatureRequest:
 def resolve_features(definitions: Definitions, features: Sequence[str] | str,
                      full_feature_names: bool = False) -> FeatureRequest:
     """Expand services and whole views, check every ref, group by view (first-use order)."""
-    refs = _expand(definitions, features)
+    refs = list(dict.fromkeys(_expand(definitions, features)))  # a ref asked twice: once
     grouped: dict[str, list[str]] = {}
     for ref in refs:
         view_name, _, feature = ref.partition(":")
@@ -155,10 +157,12 @@ def _as_columns(rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 
 
 def check_key_values(key: str, dtype: str, values: Sequence[Any]) -> None:
-    """Every value fits the key's dtype (``int64``: integers, not bools; ``string``)."""
+    """Every value fits the key's dtype (``int64``: integers within its range, not bools;
+    ``string``)."""
     for index, value in enumerate(values):
         if dtype == "int64":
-            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) \
+                and _INT64_MIN <= int(value) <= _INT64_MAX
         else:
             ok = isinstance(value, str)
         if not ok:

