@@ -100,8 +100,9 @@ class FeatureBackend(ABC):
     @abstractmethod
     def get_historical(self, request: FeatureRequest, entities: pa.Table,
                        timestamp_column: str) -> pa.Table:
-        """``entities`` (timestamps already ``timestamp[us, UTC]``) with the feature
-        columns appended, rows in input order."""
+        """``entities`` (timestamps already ``timestamp[us, UTC]``, join keys ``int64`` or
+        ``string``, no nulls in either) with the feature columns appended, rows in input
+        order."""
 
     @abstractmethod
     def push(self, view: FeatureView, rows: pa.Table) -> None:

@@ -22,9 +22,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
-from ..errors import InvalidEntityKeyError, MissingDependencyError, UnknownFeatureError
+from ..errors import (
+    InvalidEntityKeyError,
+    MissingDependencyError,
+    SchemaMismatchError,
+    UnknownFeatureError,
+)
 from .definitions import DTYPES, Definitions, Entity, FeatureService, FeatureView
 from .plan import Plan, diff
 from .port import FeatureBackend, FeatureContext
@@ -156,12 +162,20 @@ class FeatureStore:
                        full_feature_names: bool = False) -> pa.Table:
         """Point-in-time correct values for each row of ``entity_df`` (a pyarrow Table or a
         pandas DataFrame with the join keys and ``timestamp_column``): the latest source
-        row at or before the row's timestamp, within the TTL. Rows keep their order."""
+        row at or before the row's timestamp, within the TTL. Rows keep their order and
+        columns; a row with a null join key or timestamp gets nulls."""
         request = self.request(features, full_feature_names)
         entities = _entity_table(entity_df, request, timestamp_column)
-        if entities.num_rows == 0:
-            return _empty_features(entities, request)
-        return self.backend.get_historical(request, entities, timestamp_column)
+        query, findable = _query_table(entities, request, timestamp_column)
+        result = (self.backend.get_historical(request, query, timestamp_column)
+                  if query.num_rows else _empty_features(query, request))
+        found = result.select(list(request.columns))
+        if findable is not None:  # rows with a null key or timestamp get nulls
+            position = np.cumsum(findable) - 1
+            found = found.take(pa.array(position, mask=~findable))
+        for name in request.columns:
+            entities = entities.append_column(name, found.column(name))
+        return entities
 
     def request(self, features: Sequence[str] | str, full_feature_names: bool = False
                 ) -> FeatureRequest:
@@ -261,6 +275,8 @@ def _entity_table(data: Any, request: FeatureRequest, timestamp_column: str) -> 
         if key not in table.column_names:
             raise InvalidEntityKeyError(f"the entity rows lack join key {key!r}")
         kind = table.schema.field(key).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
         fits = pa.types.is_integer(kind) if dtype == "int64" else (
             pa.types.is_string(kind) or pa.types.is_large_string(kind))
         if not fits:
@@ -270,4 +286,35 @@ def _entity_table(data: Any, request: FeatureRequest, timestamp_column: str) -> 
     if clash:
         raise InvalidEntityKeyError(f"the entity rows already have a column {clash[0]!r}")
     index = table.column_names.index(timestamp_column)
-    return table.set_column(index, timestamp_column, to_utc_micros(table.column(timestamp_column)))
+    try:
+        times = to_utc_micros(table.column(timestamp_column))
+    except SchemaMismatchError:
+        raise InvalidEntityKeyError(
+            f"the entity rows' {timestamp_column!r} column is "
+            f"{table.schema.field(timestamp_column).type}, not a timestamp") from None
+    return table.set_column(index, timestamp_column, times)
+
+
+def _query_table(entities: pa.Table, request: FeatureRequest, timestamp_column: str
+                 ) -> tuple[pa.Table, np.ndarray | None]:
+    """What adapters get: the join keys as ``int64``/``string`` and only the rows with
+    every key and the timestamp set (``findable``: which rows those are, ``None``: all)."""
+    query = entities
+    for key, dtype in request.join_keys.items():
+        column = query.column(key)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        try:
+            column = column.cast(DTYPES[dtype])
+        except pa.ArrowInvalid as error:
+            raise InvalidEntityKeyError(f"join key {key!r} is {dtype}, but the entity "
+                                        f"column holds values that do not fit: {error}"
+                                        ) from None
+        query = query.set_column(query.column_names.index(key), key, column)
+    columns = [timestamp_column, *request.join_keys]
+    if not any(query.column(c).null_count for c in columns):
+        return query, None
+    valid = np.ones(query.num_rows, dtype=bool)
+    for name in columns:
+        valid &= query.column(name).is_valid().to_numpy(zero_copy_only=False)
+    return query.filter(pa.array(valid)), valid

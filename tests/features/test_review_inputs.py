@@ -50,3 +50,24 @@ def test_a_feature_asked_for_twice_is_read_once(plane: DataPlane, t: datetime) -
 def test_an_integer_key_beyond_int64_is_refused(plane: DataPlane, t: datetime) -> None:
     with pytest.raises(InvalidEntityKeyError, match="driver_id"):
         plane.features.get_online(["s:v"], [{"driver_id": 2**63}])
+
+
+def test_entity_rows_with_a_null_key_or_time_get_nulls(plane: DataPlane, t: datetime) -> None:
+    rows = pa.table({"driver_id": pa.array([1, None, 2, 1], pa.int32()),
+                     "event_timestamp": pa.array([t, t, t, None], TS), "label": [0, 1, 2, 3]})
+    got = plane.features.get_historical(rows, ["s:v", "s:name"])
+    assert got.column_names == ["driver_id", "event_timestamp", "label", "v", "name"]
+    assert got.column("driver_id").type == pa.int32()  # the caller's columns, as given
+    assert got.column("v").to_pylist() == [11, None, 20, None]
+    assert got.column("name").to_pylist() == ["b", None, "c", None]
+    nothing = plane.features.get_historical(rows.slice(1, 1), ["s:v"])
+    assert nothing.column("v").to_pylist() == [None]
+    assert nothing.column("label").to_pylist() == [1]
+    empty = plane.features.get_historical(rows.slice(0, 0), ["s:v"])
+    assert empty.num_rows == 0 and empty.schema.field("v").type == pa.int64()
+
+
+def test_a_timestamp_column_that_is_not_one_is_named(plane: DataPlane, t: datetime) -> None:
+    rows = pa.table({"driver_id": [1], "event_timestamp": [t.isoformat()]})
+    with pytest.raises(InvalidEntityKeyError, match="'event_timestamp' column is string"):
+        plane.features.get_historical(rows, ["s:v"])
