@@ -92,15 +92,21 @@ def source_schema(plane: DataPlane, view: FeatureView, definitions: Definitions)
     return schema
 
 
-def check_columns(view: FeatureView, definitions: Definitions, schema: pa.Schema) -> None:
+def check_columns(view: FeatureView, definitions: Definitions, schema: pa.Schema,
+                  origin: str | None = None) -> None:
     """Every column the view needs is in ``schema`` with a usable type, or an error that
-    names the view, the column and the source."""
+    names the view, the column and ``origin`` (default: the view's source). A feature
+    column of Arrow's null type (all values null) fits every dtype."""
+    origin = origin or f"source {view.source}"
+    features = set(view.feature_names)
     for name, dtype in _wanted(view, definitions):
         if name not in schema.names:
             raise SchemaMismatchError(
-                f"feature view {view.name}: source {view.source} has no column {name!r} "
+                f"feature view {view.name}: {origin} has no column {name!r} "
                 f"(columns: {', '.join(schema.names)})")
-        _check_type(view, name, schema.field(name).type, dtype)
+        actual = schema.field(name).type
+        if not (name in features and pa.types.is_null(actual)):
+            _check_type(view, name, actual, dtype, origin)
 
 
 def _wanted(view: FeatureView, definitions: Definitions) -> list[tuple[str, str]]:
@@ -110,7 +116,8 @@ def _wanted(view: FeatureView, definitions: Definitions) -> list[tuple[str, str]
     return columns + [(f.name, f.dtype) for f in view.features]
 
 
-def _check_type(view: FeatureView, name: str, actual: pa.DataType, dtype: str) -> None:
+def _check_type(view: FeatureView, name: str, actual: pa.DataType, dtype: str, origin: str
+                ) -> None:
     if pa.types.is_dictionary(actual):
         actual = actual.value_type
     ok = {
@@ -124,8 +131,8 @@ def _check_type(view: FeatureView, name: str, actual: pa.DataType, dtype: str) -
         "float32": pa.types.is_integer(actual) or pa.types.is_floating(actual),
     }[dtype]
     if not ok or pa.types.is_null(actual):
-        raise SchemaMismatchError(f"feature view {view.name}: column {name!r} of source "
-                                  f"{view.source} is {actual}, which cannot hold {dtype}")
+        raise SchemaMismatchError(f"feature view {view.name}: column {name!r} of {origin} "
+                                  f"is {actual}, which cannot hold {dtype}")
 
 
 def load_source(plane: DataPlane, view: FeatureView, definitions: Definitions,
@@ -192,6 +199,9 @@ def cast_column(view: FeatureView, name: str, column: pa.ChunkedArray, dtype: st
 def to_utc_micros(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
     """Timestamps or dates as ``timestamp[us, UTC]``; naive timestamps are taken as UTC."""
     kind = column.type
+    if pa.types.is_null(kind):
+        column = column.cast(pa.timestamp("us"))
+        kind = column.type
     if pa.types.is_date(kind):
         column = column.cast(pa.timestamp("us"))
         kind = column.type

@@ -198,8 +198,12 @@ class FeatureStore:
         join keys, the event timestamp and the features) straight to the online store."""
         definition = self._online_views([view])[0]
         table = rows if isinstance(rows, pa.Table) else _table_of(rows)
-        check_columns(definition, self.definitions, table.schema)
-        self.backend.push(definition, canonical(table, definition, self.definitions))
+        if table.num_rows == 0 and table.num_columns == 0:
+            return  # no rows at all (an empty list or mapping)
+        check_columns(definition, self.definitions, table.schema, "the pushed table")
+        table = canonical(table, definition, self.definitions)
+        if table.num_rows:
+            self.backend.push(definition, table)
 
     # ---------------------------------------------------------------- backend
     @property

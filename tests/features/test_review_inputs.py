@@ -14,7 +14,7 @@ from feature_support import plane_config
 
 import dataplane
 from dataplane import DataPlane
-from dataplane.errors import InvalidEntityKeyError
+from dataplane.errors import InvalidEntityKeyError, SchemaMismatchError
 from dataplane.features import Entity, Feature, FeatureView
 
 HOUR = timedelta(hours=1)
@@ -71,3 +71,32 @@ def test_a_timestamp_column_that_is_not_one_is_named(plane: DataPlane, t: dateti
     rows = pa.table({"driver_id": [1], "event_timestamp": [t.isoformat()]})
     with pytest.raises(InvalidEntityKeyError, match="'event_timestamp' column is string"):
         plane.features.get_historical(rows, ["s:v"])
+
+
+def test_pushes_of_no_rows_or_all_null_features(plane: DataPlane, t: datetime) -> None:
+    plane.features.push("s", [])
+    plane.features.push("s", pa.table({"driver_id": pa.array([], pa.int64()),
+                                       "event_timestamp": pa.array([], TS),
+                                       "v": pa.array([], pa.int64()),
+                                       "name": pa.array([], pa.string())}))
+    plane.features.push("s", [{"driver_id": 2, "event_timestamp": t, "v": None, "name": None}])
+    assert plane.features.get_online(["s:v", "s:name"], {"driver_id": [1, 2]}) == {
+        "driver_id": [1, 2], "v": [11, None], "name": ["b", None]}
+    with pytest.raises(SchemaMismatchError, match="pushed table has no column 'v'"):
+        plane.features.push("s", [{"driver_id": 2, "event_timestamp": t}])
+
+
+def test_a_source_column_of_nulls_only_serves_nulls(plane: DataPlane, t: datetime) -> None:
+    plane.datasets.write("review/n", pa.table({
+        "driver_id": [1], "event_timestamp": pa.array([t - HOUR], TS), "v": [1],
+        "seen": pa.nulls(1)}), aliases=["prod"])
+    plane.features.apply([Entity("driver", join_key="driver_id"), FeatureView(
+        "n", ("driver",), (Feature("v", "int64"), Feature("seen", "timestamp")),
+        "datasets/review/n@prod")])
+    plane.features.materialize(t - timedelta(days=1), t)
+    assert plane.features.get_online("n", [{"driver_id": 1}]) == {
+        "driver_id": [1], "v": [1], "seen": [None]}
+    rows = pa.table({"driver_id": [1], "event_timestamp": pa.array([t], TS)})
+    history = plane.features.get_historical(rows, "n")
+    assert history.column("seen").to_pylist() == [None]
+    assert history.schema.field("seen").type == TS
