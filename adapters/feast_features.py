@@ -28,8 +28,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import tempfile
 import time
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,6 +124,7 @@ class FeastFeatureBackend(FeatureBackend):
         config = feast_repo_config(context)
         self.store: Any = FeatureStore(config=config)  # writes
         self.reader: Any = FeatureStore(config=config)  # reads, on their own connection
+        self._guard_sqlite_online(context.definitions)  # repositories applied before
 
     # ------------------------------------------------------------------ apply
     def apply(self, plan: Plan) -> None:
@@ -135,7 +138,29 @@ class FeastFeatureBackend(FeatureBackend):
         for view in wanted.views:
             self._stage(view, wanted)
         self.store.apply(self._objects(wanted))
+        self._guard_sqlite_online(wanted)
         self.reader.refresh_registry()
+
+    def _guard_sqlite_online(self, definitions: Definitions) -> None:
+        """Make Feast's SQLite online tables refuse writes older than what they hold.
+
+        Feast's SQLite store upserts unconditionally, so materializing an earlier window
+        after a later one moved entities back in time. A ``BEFORE UPDATE`` trigger that
+        ``RAISE(IGNORE)``s an older ``event_ts`` skips just that row's update (all rows of
+        an entity carry the same time, so the entity stays whole); an equal time still
+        replaces, as on the native stores. Feast's Redis store checks times itself.
+        """
+        config = self.store.config
+        if config.online_store.type != "sqlite":
+            return
+        tables = [f"{config.project}_{v.name}" for v in definitions.views if v.online]
+        with closing(sqlite3.connect(config.online_store.path, timeout=60)) as conn, conn:
+            present = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for table in (t for t in tables if t in present):
+                conn.execute(f'CREATE TRIGGER IF NOT EXISTS "{table}__dp_never_older" BEFORE '
+                             f'UPDATE ON "{table}" WHEN NEW.event_ts < OLD.event_ts '
+                             "BEGIN SELECT RAISE(IGNORE); END")
 
     def _existing(self, kind: str, name: str) -> Any:
         getter = {"entity": self.store.get_entity, "view": self.store.get_feature_view,

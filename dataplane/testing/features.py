@@ -198,6 +198,16 @@ class FeatureStoreConformance:
         got = plane.features.get_online(["driver_stats:trips"], [{"driver_id": 1}])
         assert got["trips"] == [2]
 
+    def test_an_earlier_window_never_moves_values_back(
+            self, applied: tuple[DataPlane, datetime]) -> None:
+        plane, t = applied
+        plane.features.materialize(t - HOUR, t)
+        plane.features.materialize(t - 3 * HOUR, t - 2 * HOUR)  # older rows of driver 1
+        rows = {"driver_id": [1, 2]}
+        assert plane.features.get_online(["driver_stats:trips", "driver_stats:city"],
+                                         rows) == {"driver_id": [1, 2], "trips": [3, 5],
+                                                   "city": ["c", None]}
+
     def test_every_dtype_and_string_keys_round_trip(self, plane: DataPlane) -> None:
         t, ts = _now(), pa.timestamp("us", tz="UTC")
         seen = t - timedelta(days=1)
