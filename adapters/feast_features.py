@@ -287,24 +287,31 @@ class FeastFeatureBackend(FeatureBackend):
                        timestamp_column: str) -> pa.Table:
         for part in request.views:
             self._stage(part.view)
-        keys = [*request.join_keys, timestamp_column]
-        frame = entities.select(keys).to_pandas()
-        groups = frame.groupby(keys, sort=False).ngroup().to_numpy()
-        unique = frame.drop_duplicates(keys).reset_index(drop=True)
-        unique[_ROW] = np.arange(len(unique))
         full = request.columns != tuple(f for v in request.views for f in v.features)
         table = entities
         for part in request.views:  # one view at a time: Feast drops a row for all views
             # when one view has no value for it; here only that view's columns get nulls
-            result = self._historical_of(part, unique, full)
-            position = np.full(len(unique), -1, np.int64)
-            position[result[_ROW].to_numpy()] = np.arange(len(result))
-            take = pa.array(position[groups], mask=position[groups] < 0)
+            take, result = self._historical_rows(part, entities, timestamp_column, full)
             for feature, column in zip(part.features, part.columns, strict=True):
                 dtype = DTYPES[part.view.feature(feature).dtype]  # type: ignore[union-attr]
                 values = pa.array(result[column], from_pandas=True)
                 table = table.append_column(column, _cast(values, dtype).take(take))
         return table
+
+    def _historical_rows(self, part: ViewRequest, entities: pa.Table, timestamp_column: str,
+                         full: bool) -> tuple[pa.Array, Any]:
+        """Feast's answer for one view, asked once per distinct (view's join keys,
+        timestamp) — Feast keeps one row of each such group, so rows that differ only in
+        another view's keys would lose values — and which answer row each entity row takes."""
+        keys = [*part.key_names, timestamp_column]
+        frame = entities.select(keys).to_pandas()
+        groups = frame.groupby(keys, sort=False).ngroup().to_numpy()
+        unique = frame.drop_duplicates(keys).reset_index(drop=True)
+        unique[_ROW] = np.arange(len(unique))
+        result = self._historical_of(part, unique, full)
+        position = np.full(len(unique), -1, np.int64)
+        position[result[_ROW].to_numpy()] = np.arange(len(result))
+        return pa.array(position[groups], mask=position[groups] < 0), result
 
     def _historical_of(self, part: ViewRequest, unique: Any, full: bool) -> Any:
         """Feast's point-in-time join of one view's features (a pandas frame)."""

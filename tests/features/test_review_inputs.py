@@ -100,3 +100,23 @@ def test_a_source_column_of_nulls_only_serves_nulls(plane: DataPlane, t: datetim
     history = plane.features.get_historical(rows, "n")
     assert history.column("seen").to_pylist() == [None]
     assert history.schema.field("seen").type == TS
+
+
+def test_views_with_different_keys_in_one_historical_request(plane: DataPlane, t: datetime
+                                                             ) -> None:
+    plane.datasets.write("review/pair", pa.table({
+        "rider": ["r1", "r2"], "driver_id": [1, 1],
+        "event_timestamp": pa.array([t - HOUR] * 2, TS), "fare": [7.5, 9.0]}),
+        aliases=["prod"])
+    plane.features.apply([
+        Entity("driver", join_key="driver_id"), Entity("rider", dtype="string"),
+        FeatureView("s", ("driver",), (Feature("v", "int64"), Feature("name", "string")),
+                    "datasets/review/s@prod"),
+        FeatureView("pair", ("rider", "driver"), (Feature("fare", "float64"),),
+                    "datasets/review/pair@prod")])
+    # rows 0 and 1 share driver and time and differ only in the other view's key
+    rows = pa.table({"driver_id": [1, 1, 2], "rider": ["r1", "r2", "r1"],
+                     "event_timestamp": pa.array([t, t, t], TS)})
+    got = plane.features.get_historical(rows, ["s:v", "pair:fare"])
+    assert got.column("v").to_pylist() == [11, 11, 20]
+    assert got.column("fare").to_pylist() == [7.5, 9.0, None]
