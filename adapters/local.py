@@ -40,8 +40,8 @@ from dataplane.blob.port import (
     slice_for,
     translate_os_error,
 )
-from dataplane.blob.positional import pwrite_all
-from dataplane.blob.reader import PositionalReader, pread_into
+from dataplane.blob.positional import pwrite_all, pwrite_checksummed
+from dataplane.blob.reader import PositionalReader, pread_checksummed, pread_into
 from dataplane.errors import (
     BackendError,
     ConfigError,
@@ -356,8 +356,22 @@ class LocalPositionalWriter(PositionalWriter):
         self.check_span(offset, size)
         self.store._call(self._where, lambda: self._write(offset, data, size))
 
+    def write_checksummed_at(self, offset: int, data: bytes | bytearray | memoryview) -> int:
+        size = memoryview(data).nbytes
+        self.check_span(offset, size)
+        return self.store._call(self._where, lambda: self._write_checksummed(offset, data, size))
+
     def _write(self, offset: int, data: bytes | bytearray | memoryview, size: int) -> None:
         pwrite_all(self._fd, data, offset)
+        self._written(offset, size)
+
+    def _write_checksummed(self, offset: int, data: bytes | bytearray | memoryview,
+                           size: int) -> int:
+        checksum = pwrite_checksummed(self._fd, data, offset)
+        self._written(offset, size)
+        return checksum
+
+    def _written(self, offset: int, size: int) -> None:
         if self.store.fsync and size >= _EARLY_WRITEBACK_BYTES:
             _start_writeback(self._fd, offset, size)
 
@@ -405,6 +419,12 @@ class LocalPositionalReader(PositionalReader):
             raise ValueError(f"invalid offset {offset}")
         view = out.cast("B") if out.format != "B" or out.ndim != 1 else out
         return self.store._call(self._where, lambda: pread_into(self._fd, view, offset))
+
+    def read_checksummed_at(self, offset: int, out: memoryview) -> tuple[int, int]:
+        if offset < 0:
+            raise ValueError(f"invalid offset {offset}")
+        view = out.cast("B") if out.format != "B" or out.ndim != 1 else out
+        return self.store._call(self._where, lambda: pread_checksummed(self._fd, view, offset))
 
     def close(self) -> None:
         if self._open:

@@ -4,11 +4,12 @@ A writer that knows where every piece of an object goes (a packed checkpoint arc
 each chunk at an offset computed before any byte is written) can write the pieces in any
 order, from any number of threads, without holding the object in memory.
 
-Call order: :meth:`BlobStore.open_positional` → :meth:`PositionalWriter.write_at` any
-number of times, from any threads → :meth:`PositionalWriter.commit` once, or
-:meth:`PositionalWriter.abort`. Nothing is visible under the key before ``commit``;
-after it returns, the whole object is durable and replaces any previous one atomically,
-as a ``put`` would. Bytes never written read as zeros. ``abort`` (also safe after a
+Call order: :meth:`BlobStore.open_positional` → :meth:`PositionalWriter.write_at` (or
+:meth:`~PositionalWriter.write_checksummed_at`) any number of times, from any threads →
+:meth:`PositionalWriter.commit` once, or :meth:`PositionalWriter.abort`. Nothing is
+visible under the key before ``commit``; after it returns, the whole object is durable and
+replaces any previous one atomically, as a ``put`` would. Bytes never written read as
+zeros. ``abort`` (also safe after a
 failed ``commit``) discards the staged bytes.
 
 The default writer stages the object in a local temporary file and uploads it at
@@ -24,10 +25,12 @@ import tempfile
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
+from ..checksums import CACHED_PIECE, crc32
+
 if TYPE_CHECKING:
     from .port import BlobStore, ObjectInfo
 
-__all__ = ["PositionalWriter", "StagedPositionalWriter", "pwrite_all"]
+__all__ = ["PositionalWriter", "StagedPositionalWriter", "pwrite_all", "pwrite_checksummed"]
 
 
 class PositionalWriter(ABC):
@@ -39,6 +42,14 @@ class PositionalWriter(ABC):
     @abstractmethod
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` at ``offset`` (inside ``[0, size)``); safe from any thread."""
+
+    def write_checksummed_at(self, offset: int, data: bytes | bytearray | memoryview) -> int:
+        """:meth:`write_at`, returning the CRC-32 of ``data``. Writers that write through a
+        file descriptor checksum each piece just before writing it (:func:`pwrite_checksummed`),
+        so every byte is read from memory once."""
+        checksum = crc32(data)
+        self.write_at(offset, data)
+        return checksum
 
     @abstractmethod
     def commit(self) -> ObjectInfo:
@@ -63,6 +74,19 @@ def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> No
         view, offset = view[written:], offset + written
 
 
+def pwrite_checksummed(fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
+    """:func:`pwrite_all` of ``data`` in :data:`~dataplane.checksums.CACHED_PIECE` pieces,
+    each checksummed just before it is written (while it is in cache); returns the CRC-32
+    of ``data``."""
+    view = memoryview(data).cast("B")
+    checksum = 0
+    for start in range(0, len(view), CACHED_PIECE):
+        piece = view[start:start + CACHED_PIECE]
+        checksum = crc32(piece, checksum)
+        pwrite_all(fd, piece, offset + start)
+    return checksum
+
+
 class StagedPositionalWriter(PositionalWriter):
     """The default: a local temporary file, uploaded with ``put_file`` at ``commit``."""
 
@@ -77,6 +101,11 @@ class StagedPositionalWriter(PositionalWriter):
         self.check_span(offset, memoryview(data).nbytes)
         self.store._call(f"put {self.store._where(self.key)}",
                          lambda: pwrite_all(self._file.fileno(), data, offset))
+
+    def write_checksummed_at(self, offset: int, data: bytes | bytearray | memoryview) -> int:
+        self.check_span(offset, memoryview(data).nbytes)
+        return self.store._call(f"put {self.store._where(self.key)}",
+                                lambda: pwrite_checksummed(self._file.fileno(), data, offset))
 
     def commit(self) -> ObjectInfo:
         try:

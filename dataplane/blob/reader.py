@@ -18,10 +18,12 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from ..checksums import CACHED_PIECE, crc32
+
 if TYPE_CHECKING:
     from .port import BlobStore
 
-__all__ = ["PositionalReader", "StoreReader", "pread_into"]
+__all__ = ["PositionalReader", "StoreReader", "pread_checksummed", "pread_into"]
 
 
 class PositionalReader(ABC):
@@ -33,6 +35,13 @@ class PositionalReader(ABC):
     def read_at(self, offset: int, out: memoryview) -> int:
         """Read from ``offset`` into ``out`` (at most ``len(out)`` bytes; fewer only at
         the end of the object) and return how many were read; safe from any thread."""
+
+    def read_checksummed_at(self, offset: int, out: memoryview) -> tuple[int, int]:
+        """:meth:`read_at`, returning ``(bytes read, CRC-32 of those bytes)``. Readers of a
+        file descriptor checksum each piece just after reading it (:func:`pread_checksummed`),
+        while it is in cache."""
+        size = self.read_at(offset, out)
+        return size, crc32(out[:size])
 
     def close(self) -> None:  # noqa: B027 - optional: nothing to release by default
         """Release the handle; safe to call twice."""
@@ -64,3 +73,17 @@ def pread_into(fd: int, out: memoryview, offset: int) -> int:
             break
         done += got
     return done
+
+
+def pread_checksummed(fd: int, out: memoryview, offset: int) -> tuple[int, int]:
+    """:func:`pread_into` in :data:`~dataplane.checksums.CACHED_PIECE` pieces, each
+    checksummed as soon as it is read; returns ``(bytes read, CRC-32 of those bytes)``."""
+    done = checksum = 0
+    while done < len(out):
+        piece = out[done:done + CACHED_PIECE]
+        got = pread_into(fd, piece, offset + done)
+        checksum = crc32(piece[:got], checksum)
+        done += got
+        if got < len(piece):
+            break
+    return done, checksum

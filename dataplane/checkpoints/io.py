@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from ..blob import BlobStore
-from ..checksums import crc32
 from ..errors import IntegrityError
 from .archive import ROOT, ArchivePlan
 from .layout import (
@@ -151,8 +150,7 @@ def write_arrays(sink: Sink, arrays: dict[str, np.ndarray], layouts: dict[str, A
         try:
             chunk = padded_chunk(arrays[layout.key], layout, index)
             view = memoryview(chunk.data).cast("B") if chunk.size else memoryview(b"")
-            checksum = crc32(view)
-            sink.put(layout.chunk_key(name), view, checksum)
+            checksum = sink.put(layout.chunk_key(name), view)
         finally:
             budget.release(nbytes)
         with lock:
@@ -222,7 +220,7 @@ def commit_save(store: BlobStore, prefix: str, sink: Sink, groups: dict[str, byt
 
 
 def _put_json(sink: Sink, name: str, data: bytes) -> None:
-    sink.put(name, data, crc32(data))
+    sink.put(name, data)
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -241,13 +239,12 @@ def _fetch_chunk(source: OpenChunkSource, layout: ArrayLayout, index: tuple[int,
     chunk = np.empty(layout.chunks, dtype=dtype) if dest is None else dest
     raw = chunk.reshape(-1).view(np.uint8)
     try:
-        size = source.read_into(layout.key, suffix, stored, raw.data)
+        size, actual = source.read_into(layout.key, suffix, stored, raw.data)
     except IntegrityError as error:  # the object is larger than a chunk
         raise IntegrityError(name, "a full chunk", error.actual) from error
     if size != raw.size:
         raise IntegrityError(name, "a full chunk", f"{size} bytes")
     expected = checksums.get(suffix)
-    actual = crc32(raw.data)
     if expected is None or actual != expected:
         raise IntegrityError(f"{name} ({source.where(stored)})", f"crc32 {expected}",
                              f"crc32 {actual}")

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..blob import BlobStore, PositionalReader, PositionalWriter
+from ..checksums import crc32
 from .archive import ARCHIVE, ROOT, ArchivePlan, PlannedEntry
 
 __all__ = ["ArchiveSink", "ChunkSource", "FolderSink", "OpenChunkSource", "Sink"]
@@ -31,8 +32,8 @@ class Sink(ABC):
     """Receives every object of one save (``put`` from any thread), then ``commit``."""
 
     @abstractmethod
-    def put(self, name: str, data: memoryview | bytes, crc: int) -> None:
-        """Store ``data`` (whose CRC-32 is ``crc``) under ``name``, relative to the save."""
+    def put(self, name: str, data: memoryview | bytes) -> int:
+        """Store ``data`` under ``name``, relative to the save; returns its CRC-32."""
 
     @abstractmethod
     def commit(self) -> None:
@@ -49,8 +50,10 @@ class FolderSink(Sink):
         self.prefix = prefix
         self._batch = store.write_batch()
 
-    def put(self, name: str, data: memoryview | bytes, crc: int) -> None:
+    def put(self, name: str, data: memoryview | bytes) -> int:
+        checksum = crc32(data)
         self._batch.put(f"{self.prefix}/{name}", data)
+        return checksum
 
     def commit(self) -> None:
         self._batch.commit()
@@ -70,12 +73,13 @@ class ArchiveSink(Sink):
         """Where object ``name`` of the save goes in the archive."""
         return self.plan.entry(f"{ROOT}/{name}")
 
-    def put(self, name: str, data: memoryview | bytes, crc: int) -> None:
-        entry = self.entry(name)
-        self._writer.write_at(entry.data_offset, data)  # two writes, never a copy
+    def put(self, name: str, data: memoryview | bytes) -> int:
+        entry = self.entry(name)  # two writes, never a copy: the bytes, then their header
+        crc = self._writer.write_checksummed_at(entry.data_offset, data)
         self._writer.write_at(entry.header_offset, self.plan.local_header(entry.name, crc))
         with self._lock:
             self._crcs[entry.name] = crc
+        return crc
 
     def commit(self) -> None:
         missing = [entry.name for entry in self.plan if entry.name not in self._crcs]
@@ -120,13 +124,15 @@ class OpenChunkSource:
     source: ChunkSource
     archive: PositionalReader | None
 
-    def read_into(self, key: str, suffix: str, name: str, out: memoryview) -> int:
+    def read_into(self, key: str, suffix: str, name: str, out: memoryview) -> tuple[int, int]:
         """Read the chunk stored as ``name`` (array ``key``, chunk ``suffix``) into ``out``;
-        returns its size as stored (an archive entry: up to ``len(out)`` bytes)."""
+        returns its size as stored (an archive entry: up to ``len(out)`` bytes) and the
+        CRC-32 of the bytes read."""
         if self.archive is None:
-            return self.source.store.get_into(f"{self.source.prefix}/{name}", out)
+            size = self.source.store.get_into(f"{self.source.prefix}/{name}", out)
+            return size, crc32(out[:size])
         assert self.source.offsets is not None
-        return self.archive.read_at(self.source.offsets[key][suffix], out)
+        return self.archive.read_checksummed_at(self.source.offsets[key][suffix], out)
 
     def where(self, name: str) -> str:
         """The stored object (and entry) a chunk lives in, for messages."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -38,6 +39,7 @@ from typing import Any, TypeVar
 import pytest
 
 from ..blob import BlobStore, ByteRequest, OffsetRequest, RangeRequest, SuffixRequest
+from ..checksums import CACHED_PIECE
 from ..errors import (
     AlreadyExistsError,
     ConflictError,
@@ -531,6 +533,31 @@ class BlobStoreConformance:
             with pytest.raises(ValueError):
                 reader.read_at(-1, memoryview(bytearray(3)))
         reader.close()  # twice is fine
+
+    def test_a_reader_checksums_what_it_reads(self, store: BlobStore) -> None:
+        data = payload(2 * CACHED_PIECE + 1001)  # windows across pieces and past the end
+        store.put("big", data)
+        with store.open_reader("big") as reader:
+            for offset, length in [(0, len(data)), (7, CACHED_PIECE + 3), (CACHED_PIECE, 10),
+                                   (len(data) - 100, CACHED_PIECE), (len(data) + 1, 8)]:
+                out = bytearray(length)
+                got, checksum = reader.read_checksummed_at(offset, memoryview(out))
+                expected = data[offset:offset + length]
+                assert (got, bytes(out[:got])) == (len(expected), expected)
+                assert checksum == zlib.crc32(expected)
+
+    def test_a_positional_writer_checksums_what_it_writes(self, store: BlobStore) -> None:
+        data = payload(2 * CACHED_PIECE + 1001)
+        writer = store.open_positional("packed", len(data) + 5)
+        try:
+            assert writer.write_checksummed_at(5, memoryview(data)) == zlib.crc32(data)
+            assert writer.write_checksummed_at(0, b"") == 0
+            with pytest.raises(ValueError, match="outside"):
+                writer.write_checksummed_at(6, data)
+            writer.commit()
+        finally:
+            writer.abort()
+        assert store.get("packed") == bytes(5) + data
 
     def test_a_reader_of_a_missing_object_raises_not_found(self, store: BlobStore) -> None:
         with pytest.raises(NotFoundError), store.open_reader("missing") as reader:
