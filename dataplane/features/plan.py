@@ -2,10 +2,11 @@
 
 :func:`diff` compares the applied definitions with the wanted ones object by object
 (entities, then views, then services). An update lists the fields that differ. A view
-update that changes anything its stored values depend on (entities, features, source,
-timestamp columns) is marked ``resets_online``: the adapter drops that view's online
-values and its materialization watermark, because old values no longer fit. An empty
-plan means ``apply`` does nothing at all.
+update that changes anything its stored values depend on (entities, their join keys or
+key dtypes, features, source, timestamp columns) is marked ``resets_online``: the
+adapter drops that view's online values and its materialization watermark, because old
+values no longer fit. An entity change is also an update of every view that uses it (so
+its source is checked again). An empty plan means ``apply`` does nothing at all.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .definitions import Definitions
 __all__ = ["Change", "Plan", "diff"]
 
 Action = Literal["add", "update", "delete"]
-_RESET_FIELDS = {"entities", "features", "source", "timestamp_field",
+_RESET_FIELDS = {"entities", "join_keys", "features", "source", "timestamp_field",
                  "created_timestamp_field"}
 _KINDS = (("entity", "entities"), ("view", "views"), ("service", "services"))
 
@@ -79,11 +80,9 @@ class Plan:
 
 def diff(applied: Definitions, wanted: Definitions) -> Plan:
     """The plan that turns ``applied`` into ``wanted``."""
-    old, new = applied.to_dict(), wanted.to_dict()
     changes: list[Change] = []
     for kind, section in _KINDS:
-        before = {item["name"]: item for item in old[section]}
-        after = {item["name"]: item for item in new[section]}
+        before, after = _items(applied, section), _items(wanted, section)
         for name, item in after.items():
             if name not in before:
                 changes.append(Change("add", kind, name))
@@ -93,3 +92,13 @@ def diff(applied: Definitions, wanted: Definitions) -> Plan:
                 changes.append(Change("update", kind, name, changed))
         changes += [Change("delete", kind, name) for name in before if name not in after]
     return Plan(tuple(changes), wanted)
+
+
+def _items(definitions: Definitions, section: str) -> dict[str, dict[str, Any]]:
+    """The objects of one section by name; a view also lists the join keys (and their
+    dtypes) of its entities, so an entity change shows up on, and resets, its views."""
+    items: list[dict[str, Any]] = definitions.to_dict()[section]
+    if section == "views":
+        for item, view in zip(items, definitions.views, strict=True):
+            item["join_keys"] = [list(key) for key in definitions.join_keys(view)]
+    return {item["name"]: item for item in items}

@@ -120,3 +120,24 @@ def test_views_with_different_keys_in_one_historical_request(plane: DataPlane, t
     got = plane.features.get_historical(rows, ["s:v", "pair:fare"])
     assert got.column("v").to_pylist() == [11, 11, 20]
     assert got.column("fare").to_pylist() == [7.5, 9.0, None]
+
+
+def test_an_entity_key_change_rechecks_and_resets_its_views(plane: DataPlane, t: datetime
+                                                            ) -> None:
+    view = plane.features.definitions.view("s")
+    assert view is not None
+    with pytest.raises(SchemaMismatchError, match=r"'driver_id'.*cannot hold string"):
+        plane.features.apply([Entity("driver", join_key="driver_id", dtype="string"), view])
+    with pytest.raises(SchemaMismatchError, match="no column 'rider'"):
+        plane.features.apply([Entity("driver", join_key="rider"), view])
+    assert plane.features.definitions.entities[0].join_key == "driver_id"
+    plane.datasets.write("review/s", pa.table({  # the same rows, keyed by another column
+        "driver_id": [1, 1, 2], "other": [2, 2, 1],
+        "event_timestamp": pa.array([t - 3 * HOUR, t - HOUR, t - 2 * HOUR], TS),
+        "v": [10, 11, 20], "name": ["a", "b", "c"]}), aliases=["prod"])
+    plan = plane.features.apply([Entity("driver", join_key="other"), view])
+    assert plan.of("update", "view") == ["s"] and all(c.resets_online for c in plan
+                                                      if c.kind == "view")
+    assert plane.features.get_online(["s:v"], {"other": [1, 2]})["v"] == [None, None]
+    plane.features.materialize(t - timedelta(days=1), t)
+    assert plane.features.get_online(["s:v"], {"other": [1, 2]})["v"] == [20, 11]
