@@ -63,7 +63,11 @@ def resolve_source(plane: DataPlane, view: FeatureView) -> SourceRef:
     source = view.source
     if source.startswith(("datasets/", "dp://")):
         ref = source.removeprefix("datasets/")
-        version = plane.datasets.resolve(ref)
+        try:
+            version = plane.datasets.resolve(ref)
+        except NotFoundError as error:
+            raise NotFoundError(f"feature view {view.name}: source {source}: {error}"
+                                ) from error
         return SourceRef(view.name, source, ref, None, version.digest)
     path = Path(source).expanduser()
     if not path.is_absolute():

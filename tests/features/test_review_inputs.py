@@ -14,7 +14,7 @@ from feature_support import plane_config
 
 import dataplane
 from dataplane import DataPlane
-from dataplane.errors import InvalidEntityKeyError, SchemaMismatchError
+from dataplane.errors import InvalidEntityKeyError, NotFoundError, SchemaMismatchError
 from dataplane.features import Entity, Feature, FeatureView
 
 HOUR = timedelta(hours=1)
@@ -141,3 +141,11 @@ def test_an_entity_key_change_rechecks_and_resets_its_views(plane: DataPlane, t:
     assert plane.features.get_online(["s:v"], {"other": [1, 2]})["v"] == [None, None]
     plane.features.materialize(t - timedelta(days=1), t)
     assert plane.features.get_online(["s:v"], {"other": [1, 2]})["v"] == [20, 11]
+
+
+def test_a_missing_source_dataset_names_the_view(plane: DataPlane) -> None:
+    view = FeatureView("ghostly", ("driver",), (Feature("v", "int64"),),
+                       "datasets/review/none@prod")
+    with pytest.raises(NotFoundError, match="feature view ghostly: source datasets/review/"
+                                            "none@prod"):
+        plane.features.plan([Entity("driver", join_key="driver_id"), view])
