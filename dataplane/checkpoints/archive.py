@@ -20,6 +20,7 @@ extensions, as the format requires.
 
 from __future__ import annotations
 
+import copy
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,12 @@ class ArchivePlan:
         self._directory_size = sum(_CENTRAL.size + len(e.name.encode("utf-8"))
                                    + len(_central_extra(e)) for e in self._entries.values())
         self.total_size = offset + self._directory_size + len(self._end_records())
+
+    def dated(self, when: datetime) -> ArchivePlan:
+        """This plan with every entry dated ``when``: the same offsets, sharing the entries."""
+        plan = copy.copy(self)
+        plan._dos_time, plan._dos_date = _dos_datetime(when)
+        return plan
 
     def entry(self, name: str) -> PlannedEntry:
         return self._entries[name]

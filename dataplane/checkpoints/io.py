@@ -20,7 +20,6 @@ second copy of the state.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -32,19 +31,11 @@ import numpy as np
 
 from ..blob import BlobStore
 from ..errors import IntegrityError
-from .archive import ROOT, ArchivePlan
-from .layout import (
-    MANIFEST,
-    ArrayLayout,
-    chunk_suffix,
-    group_metadata,
-    intermediate_groups,
-    padded_chunk,
-)
+from .layout import MANIFEST, ArrayLayout, chunk_suffix, compact_json, padded_chunk
 from .placement import ChunkSource, OpenChunkSource, Sink
 
-__all__ = ["ByteBudget", "IOSettings", "archive_plan", "commit_save", "group_entries",
-           "read_arrays", "read_region", "write_arrays", "write_metadata"]
+__all__ = ["ByteBudget", "IOSettings", "commit_save", "read_arrays", "read_region",
+           "write_arrays", "write_metadata"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +80,7 @@ class ByteBudget:
             self._cond.notify_all()
 
 
-def run_parallel(calls: Sequence[Callable[[], None]], workers: int) -> None:
+def run_parallel(calls: Sequence[Callable[[], object]], workers: int) -> None:
     """Run ``calls`` on a bounded pool; the first error cancels the rest and is raised."""
     if len(calls) <= 1:
         for call in calls:
@@ -158,7 +149,7 @@ def write_arrays(sink: Sink, arrays: dict[str, np.ndarray], layouts: dict[str, A
 
     def put_metadata(layout: ArrayLayout) -> None:
         if metadata:
-            _put_json(sink, *array_metadata_entry(layout))
+            sink.put(*array_metadata_entry(layout))
 
     def put_small(group: list[ArrayLayout]) -> None:
         for layout in group:
@@ -178,7 +169,7 @@ def write_arrays(sink: Sink, arrays: dict[str, np.ndarray], layouts: dict[str, A
 
 def write_metadata(sink: Sink, layouts: Iterable[ArrayLayout], workers: int) -> None:
     """Every array's ``zarr.json`` (for arrays written with ``metadata=False``)."""
-    run_parallel([partial(_put_json, sink, *array_metadata_entry(layout))
+    run_parallel([partial(sink.put, *array_metadata_entry(layout))
                   for layout in layouts], workers)
 
 
@@ -187,44 +178,14 @@ def array_metadata_entry(layout: ArrayLayout) -> tuple[str, bytes]:
     return f"{layout.key}/zarr.json", layout.metadata_bytes
 
 
-def group_entries(attributes: dict[str, Any], layouts: list[ArrayLayout]) -> dict[str, bytes]:
-    """The groups' ``zarr.json`` files: the root (attributes, consolidated metadata) and
-    one per folder above an array."""
-    entries = {f"{group}/zarr.json": _json_bytes({"zarr_format": 3, "node_type": "group",
-                                                  "attributes": {}})
-               for group in sorted(intermediate_groups(layouts))}
-    entries["zarr.json"] = _json_bytes(group_metadata(attributes, layouts))
-    return entries
-
-
-def archive_plan(layouts: Iterable[ArrayLayout], groups: dict[str, bytes]) -> ArchivePlan:
-    """Every entry of a packed save: each chunk, each array's and group's ``zarr.json``."""
-    entries: list[tuple[str, int]] = []
-    for layout in layouts:
-        chunk_bytes = int(np.prod(layout.chunks)) * np.dtype(layout.stored_dtype).itemsize
-        entries += [(layout.chunk_key(index), chunk_bytes) for index in layout.chunk_indices()]
-        name, data = array_metadata_entry(layout)
-        entries.append((name, len(data)))
-    entries += [(name, len(data)) for name, data in groups.items()]
-    return ArchivePlan([(f"{ROOT}/{name}", size) for name, size in entries])
-
-
 def commit_save(store: BlobStore, prefix: str, sink: Sink, groups: dict[str, bytes],
                 manifest: dict[str, Any]) -> None:
     """The groups' ``zarr.json`` files into ``sink``, the barrier (``sink.commit``), then
     the manifest, last, with the store's own durable ``put``."""
     for name, data in groups.items():
-        _put_json(sink, name, data)
+        sink.put(name, data)
     sink.commit()
-    store.put(f"{prefix}/{MANIFEST}", _json_bytes(manifest))
-
-
-def _put_json(sink: Sink, name: str, data: bytes) -> None:
-    sink.put(name, data)
-
-
-def _json_bytes(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    store.put(f"{prefix}/{MANIFEST}", compact_json(manifest))
 
 
 # ----------------------------------------------------------------------------- reading

@@ -25,13 +25,14 @@ import functools
 import itertools
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MANIFEST", "ArrayLayout", "chunk_shape_for", "chunk_suffix", "group_metadata"]
+__all__ = ["GROUP_NODE", "MANIFEST", "ArrayLayout", "chunk_shape_for", "chunk_suffix",
+           "compact_json", "intermediate_groups", "root_group_metadata"]
 
 MANIFEST = "dataplane-manifest.json"
 FORMAT_VERSION = 3  # 3: may be packed in one archive (manifest "archive", chunk "offsets");
@@ -100,7 +101,7 @@ class ArrayLayout:
     @functools.cached_property
     def metadata_bytes(self) -> bytes:
         """The ``zarr.json`` as stored (compact JSON), encoded once per layout."""
-        return json.dumps(self._metadata, separators=(",", ":"), allow_nan=False).encode()
+        return compact_json(self._metadata)
 
     @functools.cached_property
     def _metadata(self) -> dict[str, Any]:
@@ -150,22 +151,30 @@ def padded_chunk(data: np.ndarray, layout: ArrayLayout, index: tuple[int, ...]) 
     return full
 
 
-def group_metadata(attributes: dict[str, Any], arrays: list[ArrayLayout]) -> dict[str, Any]:
-    """The root group's ``zarr.json`` with inline consolidated metadata of every array."""
-    nodes: dict[str, Any] = {}
+def root_group_metadata(attributes: dict[str, Any], arrays: Iterable[ArrayLayout]) -> bytes:
+    """The root group's ``zarr.json`` (compact JSON) with inline consolidated metadata of
+    every array: each array's node is its own ``zarr.json``, encoded once per layout."""
+    nodes: dict[str, bytes] = {}
     for layout in arrays:
         parts = layout.key.split("/")
         for depth in range(1, len(parts)):
-            nodes.setdefault("/".join(parts[:depth]), {"zarr_format": 3, "node_type": "group",
-                                                        "attributes": {}})
-        nodes[layout.key] = layout.metadata()
-    return {
-        "zarr_format": 3, "node_type": "group", "attributes": attributes,
-        "consolidated_metadata": {"kind": "inline", "must_understand": False,
-                                  "metadata": nodes},
-    }
+            nodes.setdefault("/".join(parts[:depth]), GROUP_NODE)
+        nodes[layout.key] = layout.metadata_bytes
+    metadata = b",".join(compact_json(name) + b":" + node for name, node in nodes.items())
+    return (b'{"zarr_format":3,"node_type":"group","attributes":' + compact_json(attributes)
+            + b',"consolidated_metadata":{"kind":"inline","must_understand":false,'
+            + b'"metadata":{' + metadata + b"}}}")
 
 
-def intermediate_groups(arrays: list[ArrayLayout]) -> set[str]:
+def compact_json(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON (no spaces; NaN and infinities refused)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+GROUP_NODE = compact_json({"zarr_format": 3, "node_type": "group", "attributes": {}})
+"""The ``zarr.json`` of a group that only holds other nodes (every folder above an array)."""
+
+
+def intermediate_groups(arrays: Iterable[ArrayLayout]) -> set[str]:
     """Every folder above an array: each needs its own group ``zarr.json``."""
     return {"/".join(a.key.split("/")[:d]) for a in arrays for d in range(1, a.key.count("/") + 1)}

@@ -49,19 +49,18 @@ from ..errors import (
 from ..identity import current_actor
 from ..names import Ref, check_name
 from .archive import ARCHIVE, ROOT
-from .dtypes import StoredArray, from_stored, stored_dtype, to_stored
+from .dtypes import StoredArray, from_stored, to_stored
 from .io import (
     IOSettings,
-    archive_plan,
     commit_save,
-    group_entries,
     read_arrays,
     read_region,
     workers_for,
     write_arrays,
 )
-from .layout import FORMAT_VERSION, MANIFEST, ArrayLayout, chunk_shape_for, chunk_suffix
+from .layout import FORMAT_VERSION, MANIFEST, ArrayLayout, chunk_suffix
 from .placement import ArchiveSink, ChunkSource, FolderSink, Sink
+from .saveplan import SavePlanner, group_entries
 from .shard import Shard
 from .tree import array_keys, flatten, unflatten
 
@@ -137,6 +136,7 @@ class CheckpointStore:
         self._in_flight: dict[str, Future[Checkpoint]] = {}
         self._run_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._planner = SavePlanner()
 
     # ---------------------------------------------------------------- saving
     def save(self, run: str, step: int, state: Any, *,
@@ -207,18 +207,17 @@ class CheckpointStore:
         store = self.plane.store(backend)
         prefix = self._new_prefix(run, step)
         with _gc_paused():
-            layouts = {key: self._layout(key, s) for key, s in stored.items()}
-            attributes = _attributes(run, step, spec, metadata)
-            groups = group_entries(attributes, list(layouts.values()))
-            plan = archive_plan(layouts.values(), groups) if self.settings.packs(store) else None
-        sink: Sink = (ArchiveSink(store, prefix, plan) if plan is not None
+            plan = self._planner.plan(stored, _attributes(run, step, spec, metadata),
+                                      self.settings.chunk_bytes, self.settings.packs(store))
+        layouts = plan.layouts
+        sink: Sink = (ArchiveSink(store, prefix, plan.archive) if plan.archive is not None
                       else FolderSink(store, prefix))
         try:
             checksums = write_arrays(sink, {k: s.data for k, s in stored.items()}, layouts,
                                      self.settings, workers_for(self.settings, store))
             offsets = _archive_offsets(sink, layouts) if isinstance(sink, ArchiveSink) else None
             return self._commit(run, step, backend, prefix, layouts, checksums, spec, metadata,
-                                sink=sink, groups=groups, offsets=offsets)
+                                sink=sink, groups=plan.groups, offsets=offsets)
         except BaseException:
             sink.abort()
             raise
@@ -243,7 +242,7 @@ class CheckpointStore:
         manifest.update(extra)
         if groups is None:
             groups = group_entries(_attributes(run, step, spec, metadata, sharding),
-                                   list(layouts.values()))
+                                   layouts.values())
         commit_save(store, prefix, sink or FolderSink(store, prefix), groups, manifest)
         self._refuse_existing(run, step)
         record = self.plane.catalog.commit_version(
@@ -255,12 +254,6 @@ class CheckpointStore:
         )
         self._apply_retention(run)
         return self._checkpoint(record)
-
-    def _layout(self, key: str, stored: StoredArray) -> ArrayLayout:
-        data = stored.data
-        chunks = chunk_shape_for(data.shape, data.itemsize, self.settings.chunk_bytes)
-        return ArrayLayout(key, data.shape, stored_dtype(stored.dtype), chunks, stored.dtype,
-                           stored.framework)
 
     def _refuse_existing(self, run: str, step: int) -> None:
         if step in self.steps(run):
