@@ -40,7 +40,7 @@ from dataplane.blob.port import (
     slice_for,
     translate_os_error,
 )
-from dataplane.blob.positional import pwrite_all, pwrite_checksummed
+from dataplane.blob.positional import orphaned, pwrite_all, pwrite_checksummed
 from dataplane.blob.reader import PositionalReader, pread_checksummed, pread_into
 from dataplane.errors import (
     BackendError,
@@ -94,7 +94,7 @@ class LocalBlobStore(BlobStore):
         for entry in os.scandir(self._staging):
             with contextlib.suppress(OSError):
                 if (entry.stat(follow_symlinks=False).st_mtime < cutoff
-                        or (entry.name.startswith(POSITIONAL_PREFIX) and _orphaned(entry.path))):
+                        or (entry.name.startswith(POSITIONAL_PREFIX) and orphaned(entry.path))):
                     os.unlink(entry.path)
 
     @classmethod
@@ -467,18 +467,6 @@ def _start_writeback(fd: int, offset: int, size: int) -> None:
     function = getattr(_LIBC, "sync_file_range", None) if _LIBC is not None else None
     if function is not None:
         function(fd, ctypes.c_int64(offset), ctypes.c_int64(size), _SYNC_FILE_RANGE_WRITE)
-
-
-def _orphaned(path: str) -> bool:
-    """True when no live writer holds the lock on the staged file at ``path``."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def _reserve(fd: int, size: int) -> None:

@@ -20,8 +20,11 @@ staged file is renamed into place), so the object is written once.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
@@ -30,7 +33,10 @@ from ..checksums import CACHED_PIECE, crc32
 if TYPE_CHECKING:
     from .port import BlobStore, ObjectInfo
 
-__all__ = ["PositionalWriter", "StagedPositionalWriter", "pwrite_all", "pwrite_checksummed"]
+__all__ = ["STAGED_PREFIX", "PositionalWriter", "StagedPositionalWriter", "orphaned",
+           "pwrite_all", "pwrite_checksummed", "remove_orphans"]
+
+STAGED_PREFIX = "dataplane-positional-"  # staged files in $TMPDIR
 
 
 class PositionalWriter(ABC):
@@ -88,14 +94,22 @@ def pwrite_checksummed(fd: int, data: bytes | bytearray | memoryview, offset: in
 
 
 class StagedPositionalWriter(PositionalWriter):
-    """The default: a local temporary file, uploaded with ``put_file`` at ``commit``."""
+    """The default: a local temporary file (in ``$TMPDIR``), uploaded with ``put_file`` at
+    ``commit``. The writer holds a lock on its file while it lives, so the files of
+    writers whose process was killed are found and removed when the next one opens."""
 
     def __init__(self, store: BlobStore, key: str, size: int):
         self.store, self.key, self.size = store, key, size
+        remove_orphans(tempfile.gettempdir(), STAGED_PREFIX)
         self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by abort()
-            prefix="dataplane-positional-", delete=False)
-        self._file.truncate(size)
+            prefix=STAGED_PREFIX, delete=False)
         self._open = True
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)  # released when this process dies
+            self._file.truncate(size)
+        except BaseException:
+            self.abort()
+            raise
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self.check_span(offset, memoryview(data).nbytes)
@@ -119,3 +133,29 @@ class StagedPositionalWriter(PositionalWriter):
             self._open = False
             self._file.close()
             os.unlink(self._file.name)
+
+
+def remove_orphans(folder: str, prefix: str, younger_than_s: float = 60.0) -> None:
+    """Delete the files named ``prefix...`` in ``folder`` that no live writer holds a lock
+    on (their process is gone), sparing those younger than ``younger_than_s`` (a writer
+    between creating its file and locking it)."""
+    cutoff = time.time() - younger_than_s
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if (entry.name.startswith(prefix) and entry.is_file(follow_symlinks=False)
+                        and entry.stat(follow_symlinks=False).st_mtime < cutoff
+                        and orphaned(entry.path)):
+                    os.unlink(entry.path)
+
+
+def orphaned(path: str) -> bool:
+    """True when no live writer holds the lock on the staged file at ``path``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)

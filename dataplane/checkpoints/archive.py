@@ -2,13 +2,14 @@
 
 On a file system every object is a file, and creating a file costs far more than writing
 a small one (on the machines we measured, ~0.3 ms each: 3,000 small tensors are 6,000
-files and two seconds before a byte of data). So where the store writes in place at
-offsets (``capabilities.positional_writes``: local disk), a checkpoint is one file,
-``checkpoint.zip``, holding exactly the keys of the folder layout (``zarr.json`` files and
-chunks) under one folder, ``checkpoint/``. Zip is the container zarr v3 readers already
-open: the URL ``zip://checkpoint::file:///.../checkpoint.zip`` (zarr-python through
-fsspec), ``zarr.storage.ZipStore(path)`` with ``path="checkpoint"``, TensorStore's ``zip``
-kvstore.
+files and two seconds before a byte of data); on an object store every object is a
+request. So a single-process save is one object, ``checkpoint.zip``, holding exactly the
+keys of the folder layout (``zarr.json`` files and chunks) under one folder,
+``checkpoint/``: written in place on local disk, staged in a local file and uploaded in
+parallel parts on object stores. Zip is the container zarr v3 readers already open: the
+URL ``zip://checkpoint::file:///.../checkpoint.zip`` (or ``zip://checkpoint::s3://...``,
+zarr-python through fsspec), ``zarr.storage.ZipStore(path)`` with ``path="checkpoint"``,
+TensorStore's ``zip`` kvstore.
 
 Entries are *stored* (method 0, no compression), so every entry's size is known before a
 byte is written and :class:`ArchivePlan` fixes every offset up front: chunks are written

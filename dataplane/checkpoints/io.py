@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..blob import BlobStore
+from ..checksums import crc32
 from ..errors import IntegrityError
 from .layout import MANIFEST, ArrayLayout, chunk_suffix, compact_json, padded_chunk
 from .placement import ChunkSource, OpenChunkSource, Sink
@@ -47,11 +48,7 @@ class IOSettings:
     max_inflight_bytes: int = 256 * 2**20
     small_bytes: int = 2**20
     batch_bytes: int = 8 * 2**20
-    pack: bool | None = None  # one archive per save; None: where the store writes at offsets
-
-    def packs(self, store: BlobStore) -> bool:
-        """Whether a single-process save to ``store`` is packed into one archive."""
-        return store.capabilities.positional_writes if self.pack is None else self.pack
+    pack: bool = True  # a single-process save is one archive (False: an object per key)
 
 
 def workers_for(settings: IOSettings, store: BlobStore) -> int:
@@ -134,7 +131,7 @@ def write_arrays(sink: Sink, arrays: dict[str, np.ndarray], layouts: dict[str, A
     budget = ByteBudget(settings.max_inflight_bytes)
 
     def put_chunk(layout: ArrayLayout, index: tuple[int, ...]) -> None:
-        nbytes = int(np.prod(layout.chunks)) * arrays[layout.key].itemsize
+        nbytes = layout.chunk_nbytes
         origin = origins.get(layout.key)
         name = tuple(i + o for i, o in zip(index, origin, strict=True)) if origin else index
         budget.acquire(nbytes)
@@ -195,21 +192,35 @@ def _fetch_chunk(source: OpenChunkSource, layout: ArrayLayout, index: tuple[int,
     """Chunk ``index``, verified, read into ``dest`` (a C-contiguous array of the chunk's
     shape and stored dtype: a part of the caller's result) or into a new buffer."""
     stored, suffix = layout.chunk_key(index), chunk_suffix(index)
-    name = f"{what}: array {layout.key!r} chunk {suffix}"
     dtype = np.dtype(layout.stored_dtype)
     chunk = np.empty(layout.chunks, dtype=dtype) if dest is None else dest
     raw = chunk.reshape(-1).view(np.uint8)
     try:
         size, actual = source.read_into(layout.key, suffix, stored, raw.data)
     except IntegrityError as error:  # the object is larger than a chunk
-        raise IntegrityError(name, "a full chunk", error.actual) from error
-    if size != raw.size:
-        raise IntegrityError(name, "a full chunk", f"{size} bytes")
+        raise IntegrityError(_chunk_name(what, layout, suffix), "a full chunk",
+                             error.actual) from error
+    _verify(source, layout, index, checksums, what, (size, raw.size), actual)
+    return chunk
+
+
+def _verify(source: OpenChunkSource, layout: ArrayLayout, index: tuple[int, ...],
+            checksums: dict[str, int], what: str, sizes: tuple[int, int], actual: int
+            ) -> None:
+    """Raise the integrity error naming the chunk unless its ``(size read, full size)``
+    agree and its CRC-32 ``actual`` is the recorded one."""
+    suffix = chunk_suffix(index)
+    name = _chunk_name(what, layout, suffix)
+    if sizes[0] != sizes[1]:
+        raise IntegrityError(name, "a full chunk", f"{sizes[0]} bytes")
     expected = checksums.get(suffix)
     if expected is None or actual != expected:
-        raise IntegrityError(f"{name} ({source.where(stored)})", f"crc32 {expected}",
-                             f"crc32 {actual}")
-    return chunk
+        raise IntegrityError(f"{name} ({source.where(layout.chunk_key(index))})",
+                             f"crc32 {expected}", f"crc32 {actual}")
+
+
+def _chunk_name(what: str, layout: ArrayLayout, suffix: str) -> str:
+    return f"{what}: array {layout.key!r} chunk {suffix}"
 
 
 def _in_place(target: np.ndarray, layout: ArrayLayout, index: tuple[int, ...]
@@ -229,19 +240,34 @@ def read_arrays(source: ChunkSource, layouts: list[ArrayLayout],
         if out[layout.key] is None:
             out[layout.key] = np.empty(layout.shape, dtype=np.dtype(layout.stored_dtype))
 
+    def place(layout: ArrayLayout, index: tuple[int, ...], chunk: np.ndarray) -> None:
+        target = out[layout.key]
+        assert target is not None
+        region = layout.chunk_region(index)
+        target[region] = chunk[tuple(slice(0, r.stop - r.start) for r in region)]
+
     def load(layout: ArrayLayout, index: tuple[int, ...]) -> None:
         target = out[layout.key]
         assert target is not None
         direct = _in_place(target, layout, index)
         chunk = _fetch_chunk(chunks, layout, index, checksums[layout.key], what, direct)
         if direct is None:
-            region = layout.chunk_region(index)
-            target[region] = chunk[tuple(slice(0, r.stop - r.start) for r in region)]
+            place(layout, index, chunk)
 
     def load_small(batch: list[ArrayLayout]) -> None:
-        for layout in batch:
-            for index in layout.chunk_indices():
+        wanted = [(layout, index) for layout in batch for index in layout.chunk_indices()]
+        if chunks.archive is None:
+            for layout, index in wanted:
                 load(layout, index)
+            return
+        entries = [(layout.key, chunk_suffix(index), layout.chunk_nbytes)
+                   for layout, index in wanted]
+        for position, data in chunks.read_spans(entries):
+            layout, index = wanted[position]
+            _verify(chunks, layout, index, checksums[layout.key], what,
+                    (len(data), entries[position][2]), crc32(data))
+            dtype = np.dtype(layout.stored_dtype)
+            place(layout, index, np.frombuffer(data, dtype=dtype).reshape(layout.chunks))
 
     large, small = _batches(layouts, settings)
     calls: list[Callable[[], None]] = [

@@ -10,7 +10,7 @@
     <prefix>/dataplane-manifest.json        written LAST: keys, shapes, dtypes, per-chunk
                                             crc32 checksums; its presence marks completeness
 
-Packed (local disk, :mod:`.archive`), every key but the manifest is instead an entry
+Packed (:mod:`.archive`, the default), every key but the manifest is instead an entry
 ``checkpoint/<key>`` of one ``<prefix>/checkpoint.zip``, and the manifest also records
 each chunk's offset in it.
 
@@ -74,6 +74,11 @@ class ArrayLayout:
     def grid(self) -> tuple[int, ...]:
         return tuple(math.ceil(s / c) if s else 0 for s, c in zip(self.shape, self.chunks,
                                                                   strict=True))
+
+    @property
+    def chunk_nbytes(self) -> int:
+        """The stored size of every chunk (edge chunks are padded to the full shape)."""
+        return math.prod(self.chunks) * np.dtype(self.stored_dtype).itemsize
 
     def chunk_indices(self) -> Iterator[tuple[int, ...]]:
         return itertools.product(*(range(n) for n in self.grid))

@@ -6,9 +6,10 @@ bytes. Two placements, same keys:
 
 - the **folder layout** (:class:`FolderSink`): one object per key under the save's prefix,
   through a write batch (on object stores every PUT is its own request, in parallel);
-- the **packed layout** (:class:`ArchiveSink`): one ``checkpoint.zip`` under the prefix,
-  written in place at offsets planned up front (:mod:`.archive`), for stores that write
-  at offsets (local disk), where a file per key costs more than its bytes.
+- the **packed layout** (:class:`ArchiveSink`, the default for a single process): one
+  ``checkpoint.zip`` under the prefix, written at offsets planned up front
+  (:mod:`.archive`), where a file or a request per key costs more than its bytes; loads
+  read runs of small entries with one read (:meth:`OpenChunkSource.read_spans`).
 
 Either way ``commit`` returns only once everything put is durable; the manifest, written
 after it, is what makes the checkpoint exist.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -26,7 +27,11 @@ from ..blob import BlobStore, PositionalReader, PositionalWriter
 from ..checksums import crc32
 from .archive import ARCHIVE, ROOT, ArchivePlan, PlannedEntry
 
-__all__ = ["ArchiveSink", "ChunkSource", "FolderSink", "OpenChunkSource", "Sink"]
+__all__ = ["SPAN_BYTES", "SPAN_GAP", "ArchiveSink", "ChunkSource", "FolderSink",
+           "OpenChunkSource", "Sink"]
+
+SPAN_BYTES = 8 * 2**20  # the most one read of many small archive entries covers
+SPAN_GAP = 64 * 2**10  # entries this close are read together (the gap is read and dropped)
 
 class Sink(ABC):
     """Receives every object of one save (``put`` from any thread), then ``commit``."""
@@ -133,6 +138,45 @@ class OpenChunkSource:
             return size, crc32(out[:size])
         assert self.source.offsets is not None
         return self.archive.read_checksummed_at(self.source.offsets[key][suffix], out)
+
+    def read_spans(self, wanted: Sequence[tuple[str, str, int]]
+                   ) -> Iterator[tuple[int, memoryview]]:
+        """Read archive entries ``(key, suffix, size)`` by the span they cover: entries
+        that lie within :data:`SPAN_GAP` of each other are one read of up to
+        :data:`SPAN_BYTES` (on an object store one ranged GET for many small tensors).
+        Yields ``(position in wanted, the entry's bytes)``, shorter where the archive
+        ends early; the bytes are valid until the next item."""
+        assert self.archive is not None and self.source.offsets is not None
+        offsets = self.source.offsets
+        order = sorted(range(len(wanted)), key=lambda i: offsets[wanted[i][0]][wanted[i][1]])
+        span: list[int] = []
+        for position in order:
+            start = offsets[wanted[position][0]][wanted[position][1]]
+            if span and not self._extends(span, wanted, start, wanted[position][2]):
+                yield from self._read_span(span, wanted)
+                span = []
+            span.append(position)
+        if span:
+            yield from self._read_span(span, wanted)
+
+    def _extends(self, span: list[int], wanted: Sequence[tuple[str, str, int]], start: int,
+                 size: int) -> bool:
+        assert self.source.offsets is not None
+        first, last = wanted[span[0]], wanted[span[-1]]
+        low = self.source.offsets[first[0]][first[1]]
+        high = self.source.offsets[last[0]][last[1]] + last[2]
+        return start - high <= SPAN_GAP and start + size - low <= SPAN_BYTES
+
+    def _read_span(self, span: list[int], wanted: Sequence[tuple[str, str, int]]
+                   ) -> Iterator[tuple[int, memoryview]]:
+        assert self.archive is not None and self.source.offsets is not None
+        where = [self.source.offsets[wanted[i][0]][wanted[i][1]] for i in span]
+        low, high = where[0], where[-1] + wanted[span[-1]][2]
+        buffer = memoryview(bytearray(high - low))
+        got = self.archive.read_at(low, buffer)
+        for position, start in zip(span, where, strict=True):
+            end = min(start - low + wanted[position][2], got)
+            yield position, buffer[min(start - low, end):end]
 
     def where(self, name: str) -> str:
         """The stored object (and entry) a chunk lives in, for messages."""

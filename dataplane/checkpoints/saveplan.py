@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from .archive import ROOT, ArchivePlan
 from .dtypes import StoredArray, stored_dtype
 from .layout import (
@@ -121,8 +119,8 @@ def archive_plan(layouts: Iterable[ArrayLayout], groups: dict[str, bytes]) -> Ar
     group's ``zarr.json`` (the root's last, so only it moves when it changes size)."""
     entries: list[tuple[str, int]] = []
     for layout in layouts:
-        chunk_bytes = int(np.prod(layout.chunks)) * np.dtype(layout.stored_dtype).itemsize
-        entries += [(layout.chunk_key(index), chunk_bytes) for index in layout.chunk_indices()]
+        entries += [(layout.chunk_key(index), layout.chunk_nbytes)
+                    for index in layout.chunk_indices()]
         entries.append((f"{layout.key}/zarr.json", len(layout.metadata_bytes)))
     entries += [(name, len(data)) for name, data in groups.items()]
     return ArchivePlan([(f"{ROOT}/{name}", size) for name, size in entries])

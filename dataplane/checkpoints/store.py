@@ -5,9 +5,9 @@ A checkpoint is ``(run, step)``. Save, in this order:
 1. flatten the state (refusing unsupported leaves and colliding keys) and refuse a step
    that already exists;
 2. write every chunk and array's ``zarr.json`` under a fresh prefix
-   ``<tenant>/checkpoints/<run>/step-<step>-<attempt>/`` (parallel, memory-bounded), as
-   one object each or, where the store writes at offsets (local disk), packed into one
-   ``checkpoint.zip`` (:mod:`.placement`);
+   ``<tenant>/checkpoints/<run>/step-<step>-<attempt>/`` (parallel, memory-bounded),
+   packed into one ``checkpoint.zip`` (the default for a single process) or as one object
+   each (multi-rank saves, ``IOSettings(pack=False)``) (:mod:`.placement`);
 3. write the groups' ``zarr.json``, make all of it durable, then write the manifest, last;
 4. commit the step in the catalog (kind ``checkpoints``, name ``run``) — the moment it
    becomes visible to ``steps``, ``latest`` and ``load``;
@@ -102,8 +102,9 @@ class Checkpoint:
     @property
     def location(self) -> tuple[str, dict[str, Any]]:
         """``(url, storage_options)`` for ``zarr.open_group(url, storage_options=...,
-        mode="r")``. A packed save (local disk) is ``zip://checkpoint::file:///.../checkpoint.zip``
-        (or ``zarr.storage.ZipStore(path)`` with ``path="checkpoint"``); a folder
+        mode="r")``. A packed save is ``zip://checkpoint::file:///.../checkpoint.zip``
+        (or ``zarr.storage.ZipStore(path)`` with ``path="checkpoint"``), on S3
+        ``zip://checkpoint::s3://...`` with the store's options under ``"s3"``; a folder
         on local disk is ``file:///...`` (``zarr.open_group(path)``)."""
         return self.url, dict(self.storage_options)
 
@@ -208,7 +209,7 @@ class CheckpointStore:
         prefix = self._new_prefix(run, step)
         with _gc_paused():
             plan = self._planner.plan(stored, _attributes(run, step, spec, metadata),
-                                      self.settings.chunk_bytes, self.settings.packs(store))
+                                      self.settings.chunk_bytes, self.settings.pack)
         layouts = plan.layouts
         sink: Sink = (ArchiveSink(store, prefix, plan.archive) if plan.archive is not None
                       else FolderSink(store, prefix))

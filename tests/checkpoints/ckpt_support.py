@@ -9,6 +9,7 @@ s3fs or gcsfs client), so tests can list, corrupt or remove objects behind datap
 from __future__ import annotations
 
 import errno
+import io
 import json
 import math
 import os
@@ -64,7 +65,7 @@ class CkptSite:
         return json.dumps(self.config)
 
     # ---------------------------------------------------------------- raw access
-    # A packed checkpoint (local disk) is one archive: its entries are addressed as
+    # A packed checkpoint is one archive: its entries are addressed as
     # ``<prefix>/checkpoint.zip!<name>`` and read or overwritten in place, found with the
     # standard library's zipfile (no dataplane code in between).
     def key_of(self, checkpoint: Checkpoint) -> str:
@@ -80,23 +81,19 @@ class CkptSite:
         packed = checkpoint.url.startswith("zip://")
         return f"{prefix}/{ARCHIVE}!{ROOT}/{name}" if packed else f"{prefix}/{name}"
 
-    def _entry(self, key: str) -> tuple[Path, int, int]:
-        """``(archive path, data offset, size)`` of an archive entry key."""
+    def _entry(self, key: str) -> tuple[str, int, int]:
+        """``(archive key, data offset, size)`` of an archive entry key."""
         archive, name = key.split("!", 1)
-        path = Path(self.root, archive)
-        with zipfile.ZipFile(path) as packed:
+        raw = self.read(archive)
+        with zipfile.ZipFile(io.BytesIO(raw)) as packed:
             info = packed.getinfo(name)
-        with open(path, "rb") as file:
-            file.seek(info.header_offset + 26)
-            name_len, extra_len = struct.unpack("<HH", file.read(4))
-        return path, info.header_offset + 30 + name_len + extra_len, info.file_size
+        name_len, extra_len = struct.unpack_from("<HH", raw, info.header_offset + 26)
+        return archive, info.header_offset + 30 + name_len + extra_len, info.file_size
 
     def read(self, key: str) -> bytes:
         if "!" in key:
-            path, offset, size = self._entry(key)
-            with open(path, "rb") as file:
-                file.seek(offset)
-                return file.read(size)
+            archive, offset, size = self._entry(key)
+            return self.read(archive)[offset:offset + size]
         if self.fs is None:
             return Path(self.root, key).read_bytes()
         return bytes(self.fs.cat_file(f"{self.root}/{key}"))
@@ -105,12 +102,16 @@ class CkptSite:
         """Overwrite (or create) a stored object, as a disk fault or a rogue writer would;
         an archive entry is overwritten in place (same length only)."""
         if "!" in key:
-            path, offset, size = self._entry(key)
+            archive, offset, size = self._entry(key)
             assert len(data) == size, "an archive entry is rewritten in place, same length"
-            with open(path, "r+b") as file:
-                file.seek(offset)
-                file.write(data)
-            return
+            if self.fs is None:
+                with open(Path(self.root, archive), "r+b") as file:
+                    file.seek(offset)
+                    file.write(data)
+                return
+            whole = bytearray(self.read(archive))
+            whole[offset:offset + size] = data
+            key, data = archive, bytes(whole)
         if self.fs is None:
             path = Path(self.root, key)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +147,7 @@ class CkptSite:
         prefix = self.key_of(checkpoint) + "/"
         names = {key[len(prefix):]: key for key in self.keys(prefix)}
         if ARCHIVE in names:
-            with zipfile.ZipFile(Path(self.root, names[ARCHIVE])) as packed:
+            with zipfile.ZipFile(io.BytesIO(self.read(names[ARCHIVE]))) as packed:
                 names = {n.removeprefix(f"{ROOT}/"): f"{prefix}{ARCHIVE}!{n}"
                          for n in packed.namelist()}
         out: dict[str, tuple[str, str]] = {}

@@ -193,9 +193,9 @@ def full_disk_site(tmp_path: Path, request: pytest.FixtureRequest) -> CkptSite:
     return site
 
 
-@pytest.mark.parametrize("pack", [None, False], ids=["packed", "folder"])
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "folder"])
 def test_full_disk_fails_cleanly_and_keeps_the_previous_step(full_disk_site: CkptSite,
-                                                             pack: bool | None) -> None:
+                                                             pack: bool) -> None:
     """Packed (the local default), the archive's space is reserved before a byte is
     written, so a full disk fails at once; the folder layout fails midway and leaves a
     torn prefix. Either way: a clear error, the previous step intact, gc cleans up."""
