@@ -17,7 +17,7 @@ up the same random entity rows once, in a new random order every round, with
 rotating order kept every peer behind the same neighbour: the peer that followed a light
 call found Feast's code and data colder than the one that followed a Feast call.)
 
-Run: ``python benchmarks/features.py [--rounds 500] [--redis redis://127.0.0.1:6379/0]``.
+Run: ``python benchmarks/features.py [--rounds 3000] [--redis redis://127.0.0.1:6379/0]``.
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def peak_rss_mib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=500,
+    parser.add_argument("--rounds", type=int, default=3000,
                         help="measured lookups per peer and size")
     parser.add_argument("--entities", type=int, default=10_000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0",
