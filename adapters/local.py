@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dataplane.blob.port import (
     BlobStore,
@@ -62,6 +62,7 @@ _EARLY_WRITEBACK_BYTES = 2**20  # pieces this large start their writeback at onc
 _SMALL_WRITEBACK_BYTES = 8 * 2**20  # smaller pieces: once this much of them has gathered
 _SYNC_FILE_RANGE_WRITE = 2
 _RENAME_RACE_RETRIES = 5
+T = TypeVar("T")
 
 
 class LocalBlobStore(BlobStore):
@@ -354,28 +355,24 @@ class LocalPositionalWriter(PositionalWriter):
         self._writeback = _EarlyWriteback(self._fd) if store.fsync else None
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        size = memoryview(data).nbytes
-        self.check_span(offset, size)
-        self.store._call(self._where, lambda: self._write(offset, data, size))
+        self._write(offset, data, pwrite_all)
 
     def write_checksummed_at(self, offset: int, data: bytes | bytearray | memoryview) -> int:
+        return self._write(offset, data, pwrite_checksummed)
+
+    def _write(self, offset: int, data: bytes | bytearray | memoryview,
+               pwrite: Callable[[int, bytes | bytearray | memoryview, int], T]) -> T:
+        """``pwrite(fd, data, offset)`` inside the size promised, then start writeback."""
         size = memoryview(data).nbytes
         self.check_span(offset, size)
-        return self.store._call(self._where, lambda: self._write_checksummed(offset, data, size))
 
-    def _write(self, offset: int, data: bytes | bytearray | memoryview, size: int) -> None:
-        pwrite_all(self._fd, data, offset)
-        self._written(offset, size)
+        def write() -> T:
+            result = pwrite(self._fd, data, offset)
+            if self._writeback is not None:
+                self._writeback.written(offset, size)
+            return result
 
-    def _write_checksummed(self, offset: int, data: bytes | bytearray | memoryview,
-                           size: int) -> int:
-        checksum = pwrite_checksummed(self._fd, data, offset)
-        self._written(offset, size)
-        return checksum
-
-    def _written(self, offset: int, size: int) -> None:
-        if self._writeback is not None:
-            self._writeback.written(offset, size)
+        return self.store._call(self._where, write)
 
     def commit(self) -> ObjectInfo:
         try:
@@ -417,16 +414,18 @@ class LocalPositionalReader(PositionalReader):
             os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
     def read_at(self, offset: int, out: memoryview) -> int:
-        if offset < 0:
-            raise ValueError(f"invalid offset {offset}")
-        view = out.cast("B") if out.format != "B" or out.ndim != 1 else out
-        return self.store._call(self._where, lambda: pread_into(self._fd, view, offset))
+        return self._read(offset, out, pread_into)
 
     def read_checksummed_at(self, offset: int, out: memoryview) -> tuple[int, int]:
+        return self._read(offset, out, pread_checksummed)
+
+    def _read(self, offset: int, out: memoryview,
+              pread: Callable[[int, memoryview, int], T]) -> T:
+        """``pread(fd, out as bytes, offset)`` for a valid offset."""
         if offset < 0:
             raise ValueError(f"invalid offset {offset}")
         view = out.cast("B") if out.format != "B" or out.ndim != 1 else out
-        return self.store._call(self._where, lambda: pread_checksummed(self._fd, view, offset))
+        return self.store._call(self._where, lambda: pread(self._fd, view, offset))
 
     def close(self) -> None:
         if self._open:

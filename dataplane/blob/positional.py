@@ -26,7 +26,8 @@ import os
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from ..checksums import CACHED_PIECE, crc32
 
@@ -37,6 +38,7 @@ __all__ = ["STAGED_PREFIX", "PositionalWriter", "StagedPositionalWriter", "orpha
            "pwrite_all", "pwrite_checksummed", "remove_orphans"]
 
 STAGED_PREFIX = "dataplane-positional-"  # staged files in $TMPDIR
+T = TypeVar("T")
 
 
 class PositionalWriter(ABC):
@@ -112,14 +114,16 @@ class StagedPositionalWriter(PositionalWriter):
             raise
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        self.check_span(offset, memoryview(data).nbytes)
-        self.store._call(f"put {self.store._where(self.key)}",
-                         lambda: pwrite_all(self._file.fileno(), data, offset))
+        self._write(offset, data, pwrite_all)
 
     def write_checksummed_at(self, offset: int, data: bytes | bytearray | memoryview) -> int:
+        return self._write(offset, data, pwrite_checksummed)
+
+    def _write(self, offset: int, data: bytes | bytearray | memoryview,
+               pwrite: Callable[[int, bytes | bytearray | memoryview, int], T]) -> T:
         self.check_span(offset, memoryview(data).nbytes)
         return self.store._call(f"put {self.store._where(self.key)}",
-                                lambda: pwrite_checksummed(self._file.fileno(), data, offset))
+                                lambda: pwrite(self._file.fileno(), data, offset))
 
     def commit(self) -> ObjectInfo:
         try:

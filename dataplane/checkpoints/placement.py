@@ -147,36 +147,27 @@ class OpenChunkSource:
         Yields ``(position in wanted, the entry's bytes)``, shorter where the archive
         ends early; the bytes are valid until the next item."""
         assert self.archive is not None and self.source.offsets is not None
-        offsets = self.source.offsets
-        order = sorted(range(len(wanted)), key=lambda i: offsets[wanted[i][0]][wanted[i][1]])
-        span: list[int] = []
-        for position in order:
-            start = offsets[wanted[position][0]][wanted[position][1]]
-            if span and not self._extends(span, wanted, start, wanted[position][2]):
-                yield from self._read_span(span, wanted)
+        entries = sorted((self.source.offsets[key][suffix], size, position)
+                         for position, (key, suffix, size) in enumerate(wanted))
+        span: list[tuple[int, int, int]] = []
+        for start, size, position in entries:
+            if span and (start - (span[-1][0] + span[-1][1]) > SPAN_GAP
+                         or start + size - span[0][0] > SPAN_BYTES):
+                yield from self._read_span(span)
                 span = []
-            span.append(position)
+            span.append((start, size, position))
         if span:
-            yield from self._read_span(span, wanted)
+            yield from self._read_span(span)
 
-    def _extends(self, span: list[int], wanted: Sequence[tuple[str, str, int]], start: int,
-                 size: int) -> bool:
-        assert self.source.offsets is not None
-        first, last = wanted[span[0]], wanted[span[-1]]
-        low = self.source.offsets[first[0]][first[1]]
-        high = self.source.offsets[last[0]][last[1]] + last[2]
-        return start - high <= SPAN_GAP and start + size - low <= SPAN_BYTES
-
-    def _read_span(self, span: list[int], wanted: Sequence[tuple[str, str, int]]
-                   ) -> Iterator[tuple[int, memoryview]]:
-        assert self.archive is not None and self.source.offsets is not None
-        where = [self.source.offsets[wanted[i][0]][wanted[i][1]] for i in span]
-        low, high = where[0], where[-1] + wanted[span[-1]][2]
-        buffer = memoryview(bytearray(high - low))
+    def _read_span(self, span: list[tuple[int, int, int]]) -> Iterator[tuple[int, memoryview]]:
+        """One read of ``span`` (``(offset, size, position)`` in offset order)."""
+        assert self.archive is not None
+        low = span[0][0]
+        buffer = memoryview(bytearray(span[-1][0] + span[-1][1] - low))
         got = self.archive.read_at(low, buffer)
-        for position, start in zip(span, where, strict=True):
-            end = min(start - low + wanted[position][2], got)
-            yield position, buffer[min(start - low, end):end]
+        for start, size, position in span:
+            begin = min(start - low, got)
+            yield position, buffer[begin:min(begin + size, got)]
 
     def where(self, name: str) -> str:
         """The stored object (and entry) a chunk lives in, for messages."""
